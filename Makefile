@@ -1,0 +1,41 @@
+# Every target sets itself up: a fresh clone needs only `make demo` or `make test`.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test lint typecheck pytest format bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	@$(BIN)/tokenomy demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check tokenomy tests bench
+	$(BIN)/ruff format --check tokenomy tests bench
+	$(BIN)/lint-imports
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+pytest: $(STAMP)
+	$(BIN)/pytest -q
+
+test: lint typecheck pytest
+
+format: $(STAMP)
+	$(BIN)/ruff format tokenomy tests bench
+	$(BIN)/ruff check --fix tokenomy tests bench
+
+bench: $(STAMP)
+	@echo "Each benchmark runs on its own; see docs/benchmarks.md"
+
+clean:
+	rm -rf $(VENV) build *.egg-info .mypy_cache .pytest_cache .ruff_cache

@@ -1,0 +1,5 @@
+"""tokenomy: token-cost engineering for Claude agents."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

@@ -1,0 +1,5 @@
+"""python -m tokenomy"""
+
+from tokenomy.cli import main
+
+main()

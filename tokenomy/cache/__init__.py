@@ -1,0 +1,358 @@
+"""The prompt-cache engine: the single implementation of the API's caching rules (spec §2).
+
+The emulator, the simulator, the oracle, the doctor and the planner all ask this engine; none
+re-implements a rule. It works in whatever time the caller gives it (``at=`` seconds), so
+simulations run in virtual time and the emulator in wall time.
+
+Rules, as the docs state them (spec §2.4-§2.6):
+
+- writes happen only at breakpoints, one entry per breakpoint, keyed by the hash of the prefix
+  ending there (plus model, workspace and the prompt-affecting parameters of each level);
+- a read walks back from each breakpoint at most 20 lookback positions, looking for entries
+  that earlier requests wrote;
+- nothing is cached for a breakpoint whose prefix is shorter than the model's minimum;
+- an entry lives for its TTL from the start of the request that wrote or last read it, and is
+  readable only once the writing request's first token has been produced;
+- billing: A = tokens at the highest hit, B = tokens at the highest 1h breakpoint after A,
+  C = tokens at the last breakpoint: reads A, 1h writes B-A, 5m writes C-B, input total-C.
+
+Readings of UNCONFIRMED points are named options in ``CacheOptions``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from tokenomy.cache._rules import (
+    effective_breakpoints,
+    min_cacheable_tokens,
+    scope_model,
+)
+from tokenomy.model import TTL, TTL_SECONDS, Request, Usage
+
+__all__ = [
+    "BreakpointOutcome",
+    "CacheEngine",
+    "CacheOptions",
+    "CacheResult",
+    "Entry",
+    "effective_breakpoints",
+    "min_cacheable_tokens",
+]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CacheOptions:
+    """Readings of the rules the docs leave open (spec §9), each a named choice.
+
+    - ``lookback``: positions checked per breakpoint, the breakpoint itself first (20).
+    - ``collapse_tool_runs``: a run of tool_use / tool_result blocks is one position
+      (PC-Sep26, "on the Claude API"); False counts every block.
+    - ``refresh_to``: a hit refreshes the entry for its own TTL ("entry", the documented
+      "refreshed ... each time used") or for the reading breakpoint's TTL ("breakpoint").
+    - ``write_covered_breakpoints``: whether a breakpoint at or before the highest hit writes
+      an entry of its own; the docs' example implies it is refreshed, not rewritten (False).
+    - ``readable_after``: "first_token" (docs: "after the first response begins") or
+      "request_start" (optimistic).
+    """
+
+    lookback: int = 20
+    max_breakpoints: int = 4
+    collapse_tool_runs: bool = True
+    refresh_to: Literal["entry", "breakpoint"] = "entry"
+    write_covered_breakpoints: bool = False
+    readable_after: Literal["first_token", "request_start"] = "first_token"
+
+
+@dataclass(slots=True)
+class Entry:
+    """One cache entry, written at a breakpoint."""
+
+    ttl: TTL
+    tokens: int
+    written_at: float
+    available_at: float
+    expires_at: float
+    block_index: int
+    hits: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BreakpointOutcome:
+    """What happened at one breakpoint, for the doctor and for tests."""
+
+    block_index: int
+    ttl: TTL
+    tokens: int
+    automatic: bool
+    qualifies: bool  # prefix reaches the model's minimum cacheable length
+    hit_block: int | None  # block whose entry was read, None on a miss
+    hit_tokens: int
+    wrote: bool
+    expired_block: int | None = None  # nearest entry found in the window but expired
+    expired_at: float | None = None
+    pending_block: int | None = None  # nearest entry found but not readable yet (concurrent)
+    pending_until: float | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CacheResult:
+    """The usage split for one request and how it came about."""
+
+    usage: Usage
+    total_tokens: int
+    read_tokens: int
+    breakpoints: tuple[BreakpointOutcome, ...]
+    min_tokens: int
+    at: float
+    written: tuple[int, ...] = field(default_factory=tuple)
+
+    @property
+    def hit_block(self) -> int | None:
+        hits = [b.hit_block for b in self.breakpoints if b.hit_block is not None]
+        return max(hits) if hits else None
+
+
+_Key = tuple[str, str, bytes, bytes]
+
+
+class CacheEngine:
+    """Holds cache entries and prices each request's prompt into usage, in caller-given time.
+
+    ``process`` is the only mutating call; ``peek`` answers the same question without changing
+    anything (for what-ifs and the doctor).
+    """
+
+    def __init__(
+        self,
+        options: CacheOptions | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.options = options or CacheOptions()
+        self.clock = clock
+        self._entries: dict[_Key, Entry] = {}
+        self._writes_since_sweep = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def process(
+        self,
+        request: Request,
+        *,
+        workspace: str = "default",
+        at: float | None = None,
+        ttft: float = 0.0,
+        output_tokens: int = 0,
+        service_tier: Literal["standard", "batch", "priority"] = "standard",
+        inference_geo: str | None = None,
+    ) -> CacheResult:
+        """Price one request's prompt and update the store.
+
+        ``at`` is the request's start; ``ttft`` the seconds until its first token, after which
+        its entries become readable by other requests. Raises ``CacheControlError`` for
+        breakpoints the API refuses (more than 4, TTL order, automatic-caching conflicts).
+        """
+        return self._run(request, workspace, at, ttft, output_tokens, service_tier, inference_geo, True)
+
+    def peek(self, request: Request, *, workspace: str = "default", at: float | None = None) -> CacheResult:
+        """What ``process`` would bill now, without reading or writing the store."""
+        return self._run(request, workspace, at, 0.0, 0, "standard", None, False)
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _run(
+        self,
+        request: Request,
+        workspace: str,
+        at: float | None,
+        ttft: float,
+        output_tokens: int,
+        service_tier: Literal["standard", "batch", "priority"],
+        inference_geo: str | None,
+        mutate: bool,
+    ) -> CacheResult:
+        now = self.clock() if at is None else at
+        opts = self.options
+        bps = effective_breakpoints(request, max_breakpoints=opts.max_breakpoints)
+        blocks = request.blocks
+        cum = request.cumulative_tokens()
+        total = request.total_tokens
+        minimum = min_cacheable_tokens(request.model)
+        model = scope_model(request.model)
+        sect = _section_keys(request)
+
+        outcomes: list[BreakpointOutcome] = []
+        read = 0
+        hits: list[_Key] = []
+        for bp_index, ttl, automatic in bps:
+            tokens = cum[bp_index]
+            if tokens < minimum:
+                outcomes.append(
+                    BreakpointOutcome(
+                        block_index=bp_index,
+                        ttl=ttl,
+                        tokens=tokens,
+                        automatic=automatic,
+                        qualifies=False,
+                        hit_block=None,
+                        hit_tokens=0,
+                        wrote=False,
+                    )
+                )
+                continue
+            hit_block, hit_key, expired, pending = self._lookback(
+                request, bp_index, workspace, model, sect, now
+            )
+            if hit_key is not None and hit_block is not None:
+                hits.append(hit_key)
+                read = max(read, cum[hit_block])
+            outcomes.append(
+                BreakpointOutcome(
+                    block_index=bp_index,
+                    ttl=ttl,
+                    tokens=tokens,
+                    automatic=automatic,
+                    qualifies=True,
+                    hit_block=hit_block,
+                    hit_tokens=cum[hit_block] if hit_block is not None else 0,
+                    wrote=False,
+                    expired_block=expired[0] if expired else None,
+                    expired_at=expired[1] if expired else None,
+                    pending_block=pending[0] if pending else None,
+                    pending_until=pending[1] if pending else None,
+                )
+            )
+
+        qualifying = [o for o in outcomes if o.qualifies]
+        a = read
+        c = max([a] + [o.tokens for o in qualifying])
+        b = max([a] + [o.tokens for o in qualifying if o.ttl == "1h" and o.tokens > a])
+        usage = Usage(
+            input_tokens=total - c if qualifying else total,
+            cache_write_5m=c - b,
+            cache_write_1h=b - a,
+            cache_read=a,
+            output_tokens=output_tokens,
+            service_tier=service_tier,
+            inference_geo=inference_geo,
+        )
+
+        written: list[int] = []
+        if mutate:
+            available = now + (ttft if opts.readable_after == "first_token" else 0.0)
+            for key, o in zip(hits, [o for o in outcomes if o.hit_block is not None], strict=True):
+                entry = self._entries[key]
+                entry.hits += 1
+                ttl_s = TTL_SECONDS[entry.ttl if opts.refresh_to == "entry" else o.ttl]
+                entry.expires_at = max(entry.expires_at, now + ttl_s)
+            final: list[BreakpointOutcome] = []
+            for o in outcomes:
+                if o.qualifies and (
+                    o.tokens > a or (opts.write_covered_breakpoints and o.hit_block != o.block_index)
+                ):
+                    key = (
+                        workspace,
+                        model,
+                        sect[blocks[o.block_index].section],
+                        blocks[o.block_index].prefix_hash,
+                    )
+                    self._entries[key] = Entry(
+                        ttl=o.ttl,
+                        tokens=o.tokens,
+                        written_at=now,
+                        available_at=available,
+                        expires_at=now + TTL_SECONDS[o.ttl],
+                        block_index=o.block_index,
+                    )
+                    written.append(o.block_index)
+                    o = _with_wrote(o)
+                final.append(o)
+            outcomes = final
+            self._writes_since_sweep += len(written)
+            if self._writes_since_sweep > 4096:
+                self.sweep(now)
+        return CacheResult(
+            usage=usage,
+            total_tokens=total,
+            read_tokens=a,
+            breakpoints=tuple(outcomes),
+            min_tokens=minimum,
+            at=now,
+            written=tuple(written),
+        )
+
+    def _lookback(
+        self,
+        request: Request,
+        bp_index: int,
+        workspace: str,
+        model: str,
+        sect: dict[str, bytes],
+        now: float,
+    ) -> tuple[int | None, _Key | None, tuple[int, float] | None, tuple[int, float] | None]:
+        """Walk back from a breakpoint; return the hit block and key, and the nearest expired
+        and not-yet-readable entries met on the way (for diagnosis)."""
+        blocks = request.blocks
+        entries = self._entries
+        collapse = self.options.collapse_tool_runs
+        start_pos = blocks[bp_index].position if collapse else bp_index
+        stop_pos = start_pos - self.options.lookback  # exclusive
+        expired: tuple[int, float] | None = None
+        pending: tuple[int, float] | None = None
+        i = bp_index
+        while i >= 0:
+            blk = blocks[i]
+            pos = blk.position if collapse else i
+            if pos <= stop_pos:
+                break
+            key = (workspace, model, sect[blk.section], blk.prefix_hash)
+            entry = entries.get(key)
+            if entry is not None:
+                if entry.expires_at <= now:
+                    if expired is None:
+                        expired = (i, entry.expires_at)
+                elif entry.available_at > now:
+                    if pending is None:
+                        pending = (i, entry.available_at)
+                else:
+                    return i, key, expired, pending
+            i -= 1
+        return None, None, expired, pending
+
+    def sweep(self, now: float | None = None) -> int:
+        """Drop expired entries; returns how many. Keeps a long-running emulator's memory flat."""
+        t = self.clock() if now is None else now
+        dead = [k for k, e in self._entries.items() if e.expires_at <= t]
+        for k in dead:
+            del self._entries[k]
+        self._writes_since_sweep = 0
+        return len(dead)
+
+    def entry_for(self, request: Request, block_index: int, *, workspace: str = "default") -> Entry | None:
+        """The entry stored for the prefix ending at ``block_index``, if any (expired or not)."""
+        blk = request.blocks[block_index]
+        key = (workspace, scope_model(request.model), _section_keys(request)[blk.section], blk.prefix_hash)
+        return self._entries.get(key)
+
+
+def _with_wrote(o: BreakpointOutcome) -> BreakpointOutcome:
+    from dataclasses import replace
+
+    return replace(o, wrote=True)
+
+
+def _section_keys(request: Request) -> dict[str, bytes]:
+    """Per-section key material: a change of system-level parameters invalidates system and
+    messages; of messages-level parameters, messages only (spec §2.7)."""
+    p = request.params
+    tools = p.get("tools", b"")
+    system = tools + b"|" + p.get("system", b"")
+    return {"tools": tools, "system": system, "messages": system + b"|" + p.get("messages", b"")}

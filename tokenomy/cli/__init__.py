@@ -1,0 +1,66 @@
+"""The ``tokenomy`` command line: one click group, one module per command group.
+
+``main()`` turns every ``UserError`` into one line on stderr and exit status 2: a user's
+mistake never prints a traceback. ``--debug`` shows the traceback anyway.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from tokenomy.errors import UserError
+
+# (module, attribute) of every command; each module defines one click command or group.
+COMMANDS: list[tuple[str, str]] = [
+    ("tokenomy.cli.prices", "prices"),
+]
+
+
+class _LazyGroup(click.Group):
+    """Imports a command's module only when it runs, so ``tokenomy --help`` stays fast."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(name.replace("_", "-") for _, name in COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        for module, attr in COMMANDS:
+            if attr.replace("_", "-") == cmd_name:
+                cmd = getattr(importlib.import_module(module), attr)
+                assert isinstance(cmd, click.Command)
+                return cmd
+        return None
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.version_option(package_name="tokenomy")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """tokenomy: where your Claude tokens went, why the cache missed, and how to pay less."""
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+
+
+def main(argv: list[str] | None = None) -> None:
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        cli.main(args=argv, prog_name="tokenomy", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except UserError as e:
+        if debug:
+            raise
+        click.echo(f"error: {e}", err=True)
+        sys.exit(2)
+    except BrokenPipeError:
+        sys.exit(0)
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)
