@@ -162,7 +162,9 @@ class Usage:
         else:
             w5, w1 = total_write, 0
         raw_tier = service_tier or usage.get("service_tier")
-        tier: ServiceTier = raw_tier if raw_tier in ("batch", "priority") else "standard"
+        tier: ServiceTier = (
+            "batch" if raw_tier == "batch" else "priority" if raw_tier == "priority" else "standard"
+        )
         stu = usage.get("server_tool_use")
         geo = usage.get("inference_geo")
         return cls(
