@@ -15,7 +15,14 @@ from tokenomy.errors import UserError
 
 # (module, attribute) of every command; each module defines one click command or group.
 COMMANDS: list[tuple[str, str]] = [
+    ("tokenomy.cli.doctor", "doctor"),
     ("tokenomy.cli.prices", "prices"),
+    ("tokenomy.cli.prune", "prune"),
+    ("tokenomy.cli.report", "report"),
+    ("tokenomy.cli.emulate", "emulate"),
+    ("tokenomy.cli.serve", "serve"),
+    ("tokenomy.cli.batch", "batch"),
+    ("tokenomy.cli.simulate", "simulate"),
 ]
 
 

@@ -1,0 +1,256 @@
+"""``tokenomy report``: where the tokens went, from the logs already on disk.
+
+Loads runs through ``tokenomy.sources`` (Claude Code transcripts by default), builds the pure
+report data and renders it as rich tables, JSON (``--json``) or one HTML page (``--html``).
+Every failure a user can cause ends as one line and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import logging
+import os
+import sqlite3
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+
+from tokenomy.errors import InputError, UserError
+
+SOURCES = ("auto", "claude_code", "request_log", "openhands")
+_DATE_FORMATS = ("%Y-%m-%d", "%Y%m%d")
+
+
+class _DateParam(click.ParamType[dt.date]):
+    """A calendar day: ``2025-06-14`` or ``20250614``."""
+
+    name = "DATE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> dt.date:
+        if isinstance(value, dt.date):
+            return value
+        for f in _DATE_FORMATS:
+            try:
+                return dt.datetime.strptime(str(value), f).date()
+            except ValueError:
+                continue
+        self.fail(f"{value!r} is not a date; write it as YYYY-MM-DD, e.g. 2025-06-14", param, ctx)
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
+    """A rich progress bar on stderr while the sources scan; nothing when stderr is not a terminal."""
+    if not enabled:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+    progress = Progress(
+        TextColumn("scanning"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
+    task = progress.add_task("scan", total=None)
+
+    def update(done: int, total: int) -> None:
+        progress.update(task, completed=done, total=total)
+
+    with progress:
+        yield update
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    out = Console(soft_wrap=False)
+    if not out.is_terminal and "COLUMNS" not in os.environ:
+        out = Console(width=140, soft_wrap=False)
+    return out
+
+
+def _load(
+    paths: Sequence[str],
+    *,
+    source: str,
+    since: dt.date | None,
+    until: dt.date | None,
+    db: str | None,
+    use_index: bool,
+) -> Any:
+    from tokenomy.report.data import date_bounds
+    from tokenomy.sources import default_claude_dirs, load_runs
+
+    targets: list[str | Path] = list(paths)
+    if not targets:
+        targets = [d for d in default_claude_dirs() if d.is_dir()]
+        if not targets:
+            raise InputError(
+                "no Claude Code history found (looked in $CLAUDE_CONFIG_DIR/projects and ~/.claude/projects); "
+                "pass the logs to read, e.g. `tokenomy report ~/logs/requests.jsonl`"
+            )
+    lo, hi = date_bounds(since, until)
+    with _progress(sys.stderr.isatty()) as progress:
+        try:
+            return load_runs(
+                targets,
+                source=source,
+                since=dt.datetime.fromtimestamp(lo, dt.UTC) if lo is not None else None,
+                until=dt.datetime.fromtimestamp(hi, dt.UTC) if hi is not None else None,
+                progress=progress,
+                index_db=db,
+                use_index=use_index,
+                with_requests=False,
+            )
+        except OSError as e:
+            where = f" ({e.filename})" if getattr(e, "filename", None) else ""
+            raise InputError(
+                f"cannot read the logs{where}: {e.strerror or e}; check the path and its permissions"
+            ) from e
+        except sqlite3.Error as e:
+            where = db or "$TOKENOMY_HOME/ledger.db"
+            raise InputError(
+                f"cannot use the index database {where}: {e}; pass --db with a writable file, or --no-index"
+            ) from e
+        except MemoryError as e:
+            raise InputError(
+                "ran out of memory reading the logs; report a smaller folder or a shorter --since window"
+            ) from e
+        except UserError:
+            raise
+        except Exception as e:  # input the sources did not foresee: one line, the traceback under --debug
+            raise InputError(
+                f"could not read the logs ({type(e).__name__}: {e}); "
+                "rerun with --debug for the traceback and report it with the file that caused it"
+            ) from e
+
+
+@click.command("report")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=str))
+@click.option(
+    "--by",
+    "by",
+    type=click.Choice(["session", "day", "week", "month", "model", "project"]),
+    default="session",
+    show_default=True,
+    help="Group rows by this.",
+)
+@click.option("--since", type=_DateParam(), help="First day to include (YYYY-MM-DD, local time).")
+@click.option("--until", type=_DateParam(), help="Last day to include (YYYY-MM-DD, local time).")
+@click.option("--run", "run_id", metavar="ID", help="Show one run turn by turn (an id or a unique prefix).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+@click.option(
+    "--source",
+    type=click.Choice(SOURCES),
+    default="auto",
+    show_default=True,
+    help="Log format of the PATHs (auto detects it).",
+)
+@click.option(
+    "--html",
+    "html_file",
+    type=click.Path(dir_okay=False, path_type=str),
+    metavar="FILE",
+    help="Also write one self-contained HTML page to FILE.",
+)
+@click.option("--no-index", is_flag=True, help="Read every file in full instead of the incremental index.")
+@click.option("--db", type=click.Path(dir_okay=False, path_type=str), help="Ledger database for the index.")
+def report(
+    paths: tuple[str, ...],
+    by: str,
+    since: dt.date | None,
+    until: dt.date | None,
+    run_id: str | None,
+    as_json: bool,
+    source: str,
+    html_file: str | None,
+    no_index: bool,
+    db: str | None,
+) -> None:
+    """Where the tokens went: requests, tokens by class, cache-hit rate and cost.
+
+    PATH is a Claude Code projects folder, a session .jsonl, a request log or an OpenHands
+    output file (default: the Claude Code folders of this machine). Figures that a log
+    under-records are marked as lower bounds at the end.
+    """
+    from tokenomy import pricing
+    from tokenomy.report import data as rd
+
+    if since and until and since > until:
+        raise click.BadParameter(f"--since {since} is after --until {until}", param_hint="--since")
+    logging.getLogger("tokenomy.pricing").addHandler(logging.NullHandler())
+    pricing.clear_pricing_notes()
+    loaded = _load(paths, source=source, since=since, until=until, db=db, use_index=not no_index)
+    runs = list(loaded.runs)
+    common: dict[str, Any] = {
+        "since": since,
+        "until": until,
+        "skipped_lines": loaded.skipped_lines,
+        "files": loaded.files,
+        "notes": loaded.notes,
+    }
+    detail = None
+    if run_id is not None:
+        run = rd.find_run(runs, run_id)
+        if run is None:
+            needle = run_id.lstrip("…")
+            n = sum(1 for r in runs if r.run_id.startswith(needle) or r.run_id.endswith(needle))
+            what = f"{n} runs match {run_id!r}; give more of the id" if n else f"no run {run_id!r}"
+            raise UserError(f"{what} among the {len(runs):,} runs read; `tokenomy report` lists their ids")
+        detail = rd.build_run_detail(run)
+    data = rd.build_report(runs, by=by, sources=loaded.sources, **common)  # type: ignore[arg-type]
+    page = None
+    if html_file is not None:
+        page = rd.build_page(runs, run_id=run_id, generated_at=time.time(), **common)
+    notes = tuple(pricing.pricing_notes())
+    data = dataclasses.replace(data, pricing_notes=notes)
+    if page is not None:
+        _write_html(
+            html_file,
+            dataclasses.replace(page, sessions=dataclasses.replace(page.sessions, pricing_notes=notes)),
+            run_id,
+        )
+    if as_json:
+        out = rd.run_detail_json(detail) if detail is not None else rd.report_json(data)
+        if detail is not None:
+            out["pricing_notes"] = list(notes)
+        click.echo(json.dumps(out, indent=2))
+    else:
+        _print(data, detail)
+    if html_file is not None:
+        click.echo(f"wrote {html_file}", err=True)
+
+
+def _print(data: Any, detail: Any) -> None:
+    from tokenomy.report import terminal
+
+    console = _console()
+    if detail is not None:
+        console.print(terminal.render_run(detail))
+        for line in data.pricing_notes:
+            console.print(f"Pricing: {line}", style="dim", highlight=False)
+    else:
+        console.print(terminal.render_report(data))
+
+
+def _write_html(path: str | None, page: Any, run_id: str | None) -> None:
+    from tokenomy.report.html import render_html
+
+    assert path is not None
+    text = render_html(page, chosen_run=run_id is not None)
+    try:
+        Path(path).write_text(text, encoding="utf-8")
+    except OSError as e:
+        raise UserError(
+            f"cannot write the HTML report to {path}: {e.strerror or e}; pick a writable FILE"
+        ) from e

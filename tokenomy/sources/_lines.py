@@ -1,0 +1,107 @@
+"""Stream JSON Lines with a bounded buffer: no line is ever held whole beyond a cap.
+
+A transcript can hold a multi-gigabyte line (a pasted file, a runaway tool result). Reading such a
+line would exhaust memory, so lines longer than ``max_line_bytes`` are skipped while streaming and
+counted, and memory stays at about one read chunk plus one capped line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+MAX_LINE_BYTES = 64 * 1024 * 1024
+CHUNK_BYTES = 4 * 1024 * 1024
+
+
+@dataclass(slots=True)
+class LineStats:
+    """What the reader saw: where it stopped and how many lines it had to drop."""
+
+    end_offset: int = 0  # byte offset just past the last complete line consumed
+    oversized: int = 0  # lines skipped because they exceeded the cap
+    tail: bytes = b""  # an unterminated last line (may be a truncated write still in progress)
+
+
+def iter_lines(
+    fh: BinaryIO,
+    *,
+    start: int = 0,
+    max_line_bytes: int = MAX_LINE_BYTES,
+    chunk_bytes: int = CHUNK_BYTES,
+    stats: LineStats,
+    include_tail: bool = False,
+) -> Iterator[tuple[int, bytes]]:
+    """Yield ``(offset, line)`` for each newline-terminated, non-blank line from ``start``.
+
+    ``stats.end_offset`` ends just past the last newline read; an unterminated last line is left
+    in ``stats.tail`` (unless oversized) so the caller decides whether it is complete JSON or a
+    truncated write to re-read later. With ``include_tail`` it is yielded like any other line.
+    """
+    fh.seek(start)
+    pos = start  # file offset of buf[0]
+    buf = b""
+    skipping = False  # inside an oversized line: drop bytes until the next newline
+    stats.end_offset = start
+    while True:
+        chunk = fh.read(chunk_bytes)
+        if not chunk:
+            break
+        if skipping:
+            nl = chunk.find(b"\n")
+            if nl < 0:
+                pos += len(chunk)
+                continue
+            skipping = False
+            pos += nl + 1
+            stats.end_offset = pos
+            chunk = chunk[nl + 1 :]
+        data = buf + chunk if buf else chunk
+        last = data.rfind(b"\n")
+        if last < 0:
+            buf = data
+        else:
+            begin = 0
+            for line in data[:last].split(b"\n"):
+                off = pos + begin
+                begin += len(line) + 1
+                if len(line) > max_line_bytes:
+                    stats.oversized += 1
+                    continue
+                if line.strip():
+                    yield off, line
+            pos += last + 1
+            stats.end_offset = pos
+            buf = data[last + 1 :]
+        if len(buf) > max_line_bytes:
+            stats.oversized += 1
+            pos += len(buf)
+            buf = b""
+            skipping = True
+    if skipping:
+        # the oversized line ran to EOF without a newline: it is consumed (and counted) for good
+        stats.end_offset = pos
+    elif buf.strip() and include_tail:
+        stats.end_offset = pos + len(buf)
+        yield pos, buf
+    elif buf.strip():
+        stats.tail = buf
+    else:
+        stats.end_offset = pos + len(buf)
+
+
+def read_head(path: str, limit: int = 1024 * 1024) -> bytes:
+    """The first non-blank line of a file, cut at ``limit`` bytes: enough to sniff its format."""
+    out = b""
+    with open(path, "rb") as fh:
+        while len(out) < limit:
+            chunk = fh.read(min(65536, limit))
+            if not chunk:
+                break
+            out += chunk
+            stripped = out.lstrip()
+            nl = stripped.find(b"\n")
+            if nl >= 0:
+                return stripped[:nl]
+        return out.lstrip()[:limit]

@@ -1,0 +1,568 @@
+"""Claude Code transcripts (``~/.claude/projects/<project>/<session>.jsonl``) → ``Run``s.
+
+Why it looks the way it does:
+
+- One API response is written as several lines (one per content block), each repeating
+  ``message.id``, ``requestId`` and ``usage``. Each response is counted once, keyed on
+  ``(message.id, requestId)`` (or whichever exists); its largest ``output_tokens`` is kept, because
+  most lines hold the stream-start value and only some later line the final count.
+- Speed: each line is decoded by a msgspec Struct that declares only the fields used, so the rest
+  of a line (tool output, progress payloads) is skipped in C. A scan yields a ``FileState`` (the
+  per-response aggregates so far plus where it stopped), which ``_index`` stores so a re-run reads
+  only appended bytes, and which several processes can compute in parallel.
+- Timestamps are when Claude Code *wrote* the response's first line (the first streamed block
+  arrived), not when the request was sent: ``Turn.started_at`` is a little late by the time to
+  first token.
+- Exactness: cache read/write are exact. When no line of a response carries a ``stop_reason`` and
+  ``output_tokens`` never grew past its first value, the transcript kept only the stream-start
+  usage, so input and output are marked ``lower_bound`` (never raised by guesswork).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import msgspec
+
+from tokenomy.model import Exactness, Run, RunKind, Turn, Usage
+from tokenomy.sources._lines import MAX_LINE_BYTES, LineStats, iter_lines
+from tokenomy.tokens import (
+    BLOCK_OVERHEAD,
+    DEFAULT_COUNTER,
+    IMAGE_TOKENS,
+    MESSAGE_OVERHEAD,
+    V2_FACTOR,
+    tokenizer_for,
+)
+
+SOURCE = "claude_code"
+PARSER_VERSION = 1  # bump when FileState's meaning changes: stored states are then re-scanned
+HEAD_BYTES = 4096
+
+# ---- the typed line shape: only what is used is declared; everything else is skipped in C ----
+
+
+class _CacheCreation(msgspec.Struct):
+    ephemeral_5m_input_tokens: int | None = None
+    ephemeral_1h_input_tokens: int | None = None
+
+
+class _ServerToolUse(msgspec.Struct):
+    web_search_requests: int | None = None
+
+
+class _Usage(msgspec.Struct):
+    input_tokens: int | None = None
+    cache_creation_input_tokens: int | None = None
+    cache_read_input_tokens: int | None = None
+    output_tokens: int | None = None
+    cache_creation: _CacheCreation | None = None
+    service_tier: str | None = None
+    inference_geo: str | None = None
+    server_tool_use: _ServerToolUse | None = None
+
+
+class _Message(msgspec.Struct):
+    id: str | None = None
+    model: str | None = None
+    stop_reason: str | None = None
+    usage: _Usage | None = None
+
+
+class _MessageWithContent(_Message):
+    content: msgspec.Raw = msgspec.Raw()
+
+
+class _Line(msgspec.Struct):
+    type: str | None = None
+    subtype: str | None = None
+    timestamp: str | None = None
+    sessionId: str | None = None
+    agentId: str | None = None
+    version: str | None = None
+    cwd: str | None = None
+    gitBranch: str | None = None
+    isSidechain: bool | None = None
+    isVisibleInTranscriptOnly: bool | None = None
+    requestId: str | None = None
+    summary: str | None = None
+    message: _Message | None = None
+
+
+class _LineWithContent(_Line):
+    message: _MessageWithContent | None = None
+
+
+_DECODER = msgspec.json.Decoder(_Line)
+_DECODER_CONTENT = msgspec.json.Decoder(_LineWithContent)
+
+
+class _Part(msgspec.Struct):
+    type: str | None = None
+    text: str | None = None
+    thinking: str | None = None
+    name: str | None = None
+    input: msgspec.Raw = msgspec.Raw()
+    content: msgspec.Raw = msgspec.Raw()
+
+
+_CONTENT_DECODER = msgspec.json.Decoder(str | list[_Part] | None)
+
+# ---- what a scan keeps: msgpack-encoded in the index and between processes ----
+
+
+class Resp(msgspec.Struct, array_like=True):
+    """One deduplicated API response of a file, as aggregated over its lines."""
+
+    key: str
+    started_at: float | None
+    model: str
+    request_id: str | None
+    message_id: str | None
+    input_tokens: int
+    cache_write_5m: int
+    cache_write_1h: int
+    cache_read: int
+    output_tokens: int
+    first_output: int
+    service_tier: str | None
+    inference_geo: str | None
+    web_search: int
+    final: bool  # some line carried a stop_reason: its usage is the final one
+    sidechain: bool
+    compaction_before: bool
+    visible: int  # legacy-tokenizer estimate of visible messages sent so far; -1 if not computed
+
+
+class FileState(msgspec.Struct):
+    """The result of scanning one file up to ``offset``; enough to resume from there."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    offset: int
+    head_len: int
+    head_hash: bytes
+    with_visible: bool
+    parser: int = PARSER_VERSION
+    session_id: str | None = None
+    agent_id: str | None = None
+    version: str | None = None
+    cwd: str | None = None
+    git_branch: str | None = None
+    title: str | None = None
+    skipped: int = 0
+    synthetic: int = 0
+    pending_compact: bool = False
+    running_visible: int = 0
+    running_visible_side: int = 0
+    resps: list[Resp] = msgspec.field(default_factory=list)
+    first_ts: float | None = None
+    lines: int = 0  # lines decoded
+    tail_skipped: int = 0  # an unterminated last line that does not decode (yet): not consumed
+
+
+STATE_ENCODER = msgspec.msgpack.Encoder()
+STATE_DECODER = msgspec.msgpack.Decoder(FileState)
+
+
+def head_hash(path: str, length: int) -> bytes:
+    with open(path, "rb") as fh:
+        return hashlib.blake2b(fh.read(length), digest_size=16).digest()
+
+
+def _epoch(ts: str | None) -> float | None:
+    if not ts:
+        return None
+    try:
+        return datetime.fromisoformat(ts).timestamp()
+    except ValueError:
+        return None
+
+
+def _count(text: str) -> int:
+    return DEFAULT_COUNTER.count_text(text)
+
+
+def _parts_tokens(raw: msgspec.Raw) -> int:
+    """Legacy-tokenizer estimate of a message's ``content`` (string or list of blocks)."""
+    if not raw:
+        return 0
+    try:
+        content = _CONTENT_DECODER.decode(raw)
+    except msgspec.DecodeError:
+        return 0
+    if content is None:
+        return 0
+    if isinstance(content, str):
+        return BLOCK_OVERHEAD + _count(content)
+    n = 0
+    for p in content:
+        kind = p.type or "text"
+        if p.text is not None:
+            n += BLOCK_OVERHEAD + _count(p.text)
+        elif p.thinking is not None:
+            n += BLOCK_OVERHEAD + _count(p.thinking)
+        elif kind in ("image", "document"):
+            n += IMAGE_TOKENS
+        if p.name:
+            n += _count(p.name)
+        if p.input:
+            n += _count(bytes(p.input).decode("utf-8", "replace"))
+        if p.content:
+            n += _parts_tokens(p.content)
+    return n
+
+
+def new_state(path: str, size: int, mtime_ns: int, with_visible: bool) -> FileState:
+    return FileState(
+        path=path,
+        size=size,
+        mtime_ns=mtime_ns,
+        offset=0,
+        head_len=0,
+        head_hash=b"",
+        with_visible=with_visible,
+    )
+
+
+def scan_file(state: FileState, *, max_line_bytes: int = MAX_LINE_BYTES) -> FileState:
+    """Read ``state.path`` from ``state.offset`` to EOF and fold every line into ``state``.
+
+    A complete JSON object on an unterminated last line is taken; an unterminated line that does
+    not decode is counted as skipped for now and not consumed, so a re-run re-reads it once the
+    writer has finished it.
+    """
+    with_visible = state.with_visible
+    decoder = _DECODER_CONTENT if with_visible else _DECODER
+    resps = state.resps
+    keys = {r.key: i for i, r in enumerate(resps)}
+    stats = LineStats()
+    st = state
+    st.tail_skipped = 0
+    with open(st.path, "rb") as fh:
+        for off, raw in iter_lines(fh, start=st.offset, max_line_bytes=max_line_bytes, stats=stats):
+            try:
+                line = decoder.decode(raw)
+            except (msgspec.DecodeError, UnicodeDecodeError):
+                st.skipped += 1
+                continue
+            st.lines += 1
+            _fold(st, line, keys, off, with_visible)
+        if stats.tail:
+            try:
+                line = decoder.decode(stats.tail)
+            except (msgspec.DecodeError, UnicodeDecodeError):
+                st.tail_skipped = 1
+            else:
+                st.lines += 1
+                _fold(st, line, keys, stats.end_offset, with_visible)
+                stats.end_offset += len(stats.tail)
+        st.skipped += stats.oversized
+        st.offset = stats.end_offset
+        fh.seek(0)
+        head = fh.read(HEAD_BYTES)
+    if st.head_len == 0 or len(head) > st.head_len:
+        st.head_len = len(head)
+        st.head_hash = hashlib.blake2b(head, digest_size=16).digest()
+    return st
+
+
+def _fold(st: FileState, line: _Line, keys: dict[str, int], off: int, with_visible: bool) -> None:
+    """Apply one decoded line to the file state (the per-line hot path)."""
+    kind = line.type
+    if kind == "progress":
+        return  # hook and tool progress: not API traffic, and the busiest line type
+    if line.version:
+        st.version = line.version
+    if line.gitBranch:
+        st.git_branch = line.gitBranch
+    if st.session_id is None and line.sessionId:
+        st.session_id = line.sessionId
+    if st.agent_id is None and line.agentId:
+        st.agent_id = line.agentId
+    if st.cwd is None and line.cwd:
+        st.cwd = line.cwd
+    if kind == "assistant":
+        _fold_assistant(st, line, keys, off, with_visible)
+    elif kind == "user":
+        if with_visible and not line.isVisibleInTranscriptOnly:
+            _add_visible(st, line, bool(line.isSidechain))
+    elif kind == "system":
+        if line.subtype == "compact_boundary":
+            st.pending_compact = True
+            if line.isSidechain:
+                st.running_visible_side = 0
+            else:
+                st.running_visible = 0
+    elif kind == "summary" and line.summary:
+        st.title = line.summary
+
+
+def _fold_assistant(st: FileState, line: _Line, keys: dict[str, int], off: int, with_visible: bool) -> None:
+    msg = line.message
+    if msg is None:
+        return
+    usage = msg.usage
+    side = bool(line.isSidechain)
+    if msg.model == "<synthetic>":
+        st.synthetic += 1
+    elif usage is not None:
+        key = _key(msg.id, line.requestId, st.path, off)
+        idx = keys.get(key)
+        if idx is None:
+            keys[key] = len(st.resps)
+            st.resps.append(_new_resp(st, key, line, msg, usage, side, with_visible))
+            st.pending_compact = False
+        else:
+            r = st.resps[idx]
+            out = usage.output_tokens or 0
+            if out > r.output_tokens:
+                r.output_tokens = out
+            if msg.stop_reason is not None:
+                r.final = True
+    if with_visible and not line.isVisibleInTranscriptOnly:
+        _add_visible(st, line, side)
+
+
+def _key(message_id: str | None, request_id: str | None, path: str, off: int) -> str:
+    if message_id and request_id:
+        return f"{message_id}:{request_id}"
+    if message_id or request_id:
+        return message_id or request_id or ""
+    return f"line:{path}:{off}"
+
+
+def _new_resp(
+    st: FileState, key: str, line: _Line, msg: _Message, u: _Usage, side: bool, with_visible: bool
+) -> Resp:
+    total_write = u.cache_creation_input_tokens or 0
+    split = u.cache_creation
+    if split is not None and (
+        split.ephemeral_5m_input_tokens is not None or split.ephemeral_1h_input_tokens is not None
+    ):
+        w1 = split.ephemeral_1h_input_tokens or 0
+        w5 = split.ephemeral_5m_input_tokens or 0
+        if total_write and w5 + w1 != total_write:
+            w5 = max(total_write - w1, 0)
+    else:
+        w5, w1 = total_write, 0
+    started = _epoch(line.timestamp)
+    if started is not None and (st.first_ts is None or started < st.first_ts):
+        st.first_ts = started
+    out = u.output_tokens or 0
+    visible = -1
+    if with_visible:
+        visible = st.running_visible_side if side else st.running_visible
+    return Resp(
+        key=key,
+        started_at=started,
+        model=msg.model or "",
+        request_id=line.requestId,
+        message_id=msg.id,
+        input_tokens=u.input_tokens or 0,
+        cache_write_5m=w5,
+        cache_write_1h=w1,
+        cache_read=u.cache_read_input_tokens or 0,
+        output_tokens=out,
+        first_output=out,
+        service_tier=u.service_tier,
+        inference_geo=u.inference_geo,
+        web_search=(u.server_tool_use.web_search_requests or 0) if u.server_tool_use else 0,
+        final=msg.stop_reason is not None,
+        sidechain=side,
+        compaction_before=st.pending_compact,
+        visible=visible,
+    )
+
+
+def _add_visible(st: FileState, line: _Line, side: bool) -> None:
+    msg = line.message
+    if not isinstance(msg, _MessageWithContent):
+        return
+    n = _parts_tokens(msg.content)
+    if line.type == "user" or msg.usage is None:
+        n += MESSAGE_OVERHEAD
+    if side:
+        st.running_visible_side += n
+    else:
+        st.running_visible += n
+
+
+def scan_job(jobs: list[tuple[bytes, int]]) -> list[bytes]:
+    """Worker entry point: scan each (encoded state, max line bytes); return encoded states."""
+    out: list[bytes] = []
+    for blob, cap in jobs:
+        try:
+            state = scan_file(STATE_DECODER.decode(blob), max_line_bytes=cap)
+        except FileNotFoundError:
+            continue  # deleted while we were scanning: nothing to count
+        out.append(STATE_ENCODER.encode(state))
+    return out
+
+
+# ---- assembling runs ----
+
+_EXACT: Mapping[str, Exactness] = MappingProxyType(
+    {"input": "exact", "cache_write": "exact", "cache_read": "exact", "output": "exact"}
+)
+_LOWER: Mapping[str, Exactness] = MappingProxyType(
+    {"input": "lower_bound", "cache_write": "exact", "cache_read": "exact", "output": "lower_bound"}
+)
+_NO_META: Mapping[str, Any] = MappingProxyType({})
+
+
+def _file_kind(path: str) -> tuple[RunKind, str | None]:
+    """The run kind of a file and, for sub-agent files, the parent session id from the path."""
+    p = Path(path)
+    name = p.stem
+    in_subagents = p.parent.name == "subagents"
+    parent = p.parent.parent.name if in_subagents else None
+    if name.startswith(("agent-acompact", "agent-compact")):
+        return "compaction", parent
+    if in_subagents or name.startswith("agent-"):
+        return "subagent", parent
+    return "session", None
+
+
+def _project(path: str, kind: RunKind, cwd: str | None) -> str | None:
+    if cwd:
+        return cwd
+    p = Path(path)
+    d = p.parent.parent.parent if kind != "session" and p.parent.name == "subagents" else p.parent
+    return d.name or None
+
+
+def build_runs(states: Iterable[FileState], *, with_requests: bool) -> tuple[list[Run], dict[str, int]]:
+    """Runs from scanned files, each response counted once across all files.
+
+    The same response can appear in several files (a resumed session copies the earlier
+    conversation); it is kept in the file where it appears first by time. Returns the runs and
+    counters for the notes.
+    """
+    ordered = sorted(states, key=lambda s: (s.first_ts if s.first_ts is not None else math.inf, s.path))
+    best: dict[str, Resp] = {}
+    owner: dict[str, int] = {}
+    dupes = 0
+    for i, st in enumerate(ordered):
+        for r in st.resps:
+            prev = best.get(r.key)
+            if prev is None:
+                best[r.key] = r
+                owner[r.key] = i
+            else:
+                dupes += 1
+                if r.output_tokens > prev.output_tokens:
+                    prev.output_tokens = r.output_tokens
+                prev.final = prev.final or r.final
+    counters = {"duplicates": dupes, "lower_bound": 0, "responses": 0, "synthetic": 0}
+    runs: list[Run] = []
+    for i, st in enumerate(ordered):
+        counters["synthetic"] += st.synthetic
+        kind, parent = _file_kind(st.path)
+        stem = Path(st.path).stem
+        session = st.session_id or (parent if parent else stem)
+        if kind == "session":
+            run_id = stem
+            parent_id = None
+        else:
+            parent_id = parent or st.session_id
+            run_id = f"{parent_id}/{stem}" if parent_id else stem
+        main: list[Turn] = []
+        side: list[Turn] = []
+        for r in st.resps:
+            if owner.get(r.key) != i:
+                continue
+            turn = _turn(r, with_requests, kind == "compaction")
+            if turn.quality is _LOWER:
+                counters["lower_bound"] += 1
+            counters["responses"] += 1
+            (side if r.sidechain and kind == "session" else main).append(turn)
+        meta: dict[str, Any] = {}
+        if st.version:
+            meta["version"] = st.version
+        if st.cwd:
+            meta["cwd"] = st.cwd
+        if st.git_branch:
+            meta["git_branch"] = st.git_branch
+        if st.agent_id:
+            meta["agent_id"] = st.agent_id
+        project = _project(st.path, kind, st.cwd)
+        if main:
+            runs.append(
+                Run(
+                    run_id=run_id,
+                    turns=tuple(main),
+                    source=SOURCE,
+                    kind=kind,
+                    parent_id=parent_id,
+                    project=project,
+                    title=st.title,
+                    path=st.path,
+                    meta=meta,
+                )
+            )
+        if side:
+            runs.append(
+                Run(
+                    run_id=f"{session}/sidechain",
+                    turns=tuple(side),
+                    source=SOURCE,
+                    kind="subagent",
+                    parent_id=run_id,
+                    project=project,
+                    path=st.path,
+                    meta=meta,
+                )
+            )
+    return runs, counters
+
+
+def _turn(r: Resp, with_requests: bool, is_compaction: bool) -> Turn:
+    quality = _EXACT if (r.final or r.output_tokens > r.first_output) else _LOWER
+    meta = _NO_META
+    if with_requests and r.visible >= 0:
+        visible = r.visible
+        if tokenizer_for(r.model) == "v2":
+            visible = math.ceil(visible * V2_FACTOR)
+        meta = {"visible_tokens": visible}
+    tier = r.service_tier if r.service_tier in ("standard", "batch", "priority") else "standard"
+    return Turn(
+        model=r.model,
+        usage=Usage(
+            input_tokens=r.input_tokens,
+            cache_write_5m=r.cache_write_5m,
+            cache_write_1h=r.cache_write_1h,
+            cache_read=r.cache_read,
+            output_tokens=r.output_tokens,
+            service_tier=tier,  # type: ignore[arg-type]
+            inference_geo=r.inference_geo,
+            web_search_requests=r.web_search,
+        ),
+        started_at=r.started_at,
+        request_id=r.request_id,
+        message_id=r.message_id,
+        compaction_before=r.compaction_before,
+        is_compaction=is_compaction,
+        quality=quality,
+        meta=meta,
+    )
+
+
+def walk_jsonl(root: Path) -> list[Path]:
+    """Every ``*.jsonl`` under ``root`` (sub-agent folders included), sorted, without following loops."""
+    out: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in filenames:
+            if name.endswith(".jsonl"):
+                out.append(Path(dirpath) / name)
+    out.sort()
+    return out
