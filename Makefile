@@ -14,8 +14,16 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The main jobs on the bundled samples (examples/, real public runs; see examples/LICENSE-NOTES.md).
 demo: $(STAMP)
-	$(BIN)/tokenomy prices
+	@echo "\n== Where did the tokens go? (tokenomy report examples/claude-code)\n"
+	@$(BIN)/tokenomy report examples/claude-code --no-index
+	@echo "\n== Why did the cache miss, and what did it cost? (tokenomy doctor examples/claude-code)\n"
+	@$(BIN)/tokenomy doctor examples/claude-code
+	@echo "\n== What would each caching policy cost? (tokenomy simulate examples/openhands)\n"
+	@$(BIN)/tokenomy simulate examples/openhands
+	@echo "\n== Prices (tokenomy prices claude-sonnet-4-5)\n"
+	@$(BIN)/tokenomy prices claude-sonnet-4-5
 
 lint: $(STAMP)
 	$(BIN)/ruff check tokenomy tests bench

@@ -82,28 +82,38 @@ class Request:
     stream: bool = False
     body: Mapping[str, Any] | None = None
     tokens_exact: bool = False
+    # Derived once at construction: engines read these on every request.
+    cum: tuple[int, ...] = field(init=False, repr=False, compare=False)
+    explicit_breakpoints: tuple[tuple[int, TTL], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        run = self.overhead_tokens
+        cum: list[int] = []
+        bps: list[tuple[int, TTL]] = []
+        for b in self.blocks:
+            run += b.tokens
+            cum.append(run)
+            if b.cache_ttl is not None:
+                bps.append((b.index, b.cache_ttl))
+        object.__setattr__(self, "cum", tuple(cum))
+        object.__setattr__(self, "explicit_breakpoints", tuple(bps))
 
     @property
     def total_tokens(self) -> int:
-        return self.overhead_tokens + sum(b.tokens for b in self.blocks)
+        return self.cum[-1] if self.cum else self.overhead_tokens
 
     def tokens_through(self, index: int) -> int:
         """Prompt tokens of the prefix ending at block ``index`` (inclusive); -1 gives overhead only."""
-        return self.overhead_tokens + sum(b.tokens for b in self.blocks[: index + 1])
+        return self.cum[index] if index >= 0 else self.overhead_tokens
 
-    def cumulative_tokens(self) -> list[int]:
-        """Prefix token count through each block, computed once for engines that need them all."""
-        out: list[int] = []
-        run = self.overhead_tokens
-        for b in self.blocks:
-            run += b.tokens
-            out.append(run)
-        return out
+    def cumulative_tokens(self) -> tuple[int, ...]:
+        """Prefix token count through each block."""
+        return self.cum
 
     @property
     def breakpoints(self) -> tuple[int, ...]:
         """Indices of blocks carrying an explicit ``cache_control``."""
-        return tuple(b.index for b in self.blocks if b.cache_ttl is not None)
+        return tuple(i for i, _ in self.explicit_breakpoints)
 
     def with_blocks(self, blocks: tuple[Block, ...], **changes: Any) -> Request:
         return replace(self, blocks=blocks, **changes)

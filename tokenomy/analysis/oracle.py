@@ -45,9 +45,9 @@ from tokenomy.analysis.policies import (
     order_ttls,
     top_index,
 )
-from tokenomy.cache import min_cacheable_tokens
+from tokenomy.cache import billing_split, min_cacheable_tokens
 from tokenomy.model import TTL, TTL_SECONDS, Request, ServiceTier, Usage
-from tokenomy.pricing import cost
+from tokenomy.pricing import cost, multipliers
 
 __all__ = ["LINK_WINDOW", "PING_MARGIN_S", "OraclePolicy", "solve"]
 
@@ -56,7 +56,7 @@ PING_MARGIN_S = 30.0  # keep-alive pings go this long before expiry
 _BaseOpt = TTL | None
 _BASE_OPTIONS: tuple[_BaseOpt, ...] = (None, "5m", "1h")
 _TTLS: tuple[TTL, ...] = ("5m", "1h")
-_FALLBACK = {"input": 1.0, "w5": 1.25, "w1": 2.0, "read": 0.1, "output": 5.0}
+OUTPUT_WEIGHT_UNKNOWN = 5.0  # unknown price: output weighs like most models' output/input ratio
 
 
 @lru_cache(maxsize=262_144)
@@ -72,14 +72,20 @@ def _price(model: str, i: int, w5: int, w1: int, rd: int, out: int, tier: Servic
     c = cost(u, model)
     if c is not None:
         return c.total
-    f = _FALLBACK  # unknown price: rank plans by the published multipliers
-    return (i * f["input"] + w5 * f["w5"] + w1 * f["w1"] + rd * f["read"] + out * f["output"]) / 1e6
+    m = multipliers()  # unknown price: rank plans by the published multipliers
+    return (
+        i
+        + w5 * m["cache_write_5m"]
+        + w1 * m["cache_write_1h"]
+        + rd * m["cache_read"]
+        + out * OUTPUT_WEIGHT_UNKNOWN
+    ) / 1e6
 
 
 @dataclass(slots=True)
 class _Info:
     step: Step
-    cum: list[int]
+    cum: tuple[int, ...]
     total: int
     top: int
     base: int
@@ -126,21 +132,18 @@ def _base_timeline(infos: Sequence[_Info], ttl: TTL) -> list[bool]:
 
 
 def _cost(inf: _Info, a_link: int, out_tokens: int, out_ttl: TTL | None, base: _Base) -> float:
-    """The price of one request's usage under a chain plan (spec §2.6 billing split)."""
+    """The price of one request's usage under a chain plan (the engine's billing split)."""
     a = a_link
     if base.ttl is not None and base.hit:
         a = max(a, inf.base_tokens)
-    c = b = a
+    bps: list[tuple[int, TTL]] = []
     if base.ttl is not None:
-        c = max(c, inf.base_tokens)
-        if base.ttl == "1h":
-            b = max(b, inf.base_tokens)
+        bps.append((inf.base_tokens, base.ttl))
     if out_tokens:
-        c = max(c, out_tokens)
-        if out_ttl == "1h":
-            b = max(b, out_tokens)
+        bps.append((out_tokens, out_ttl or "5m"))
+    i, w5, w1, rd = billing_split(inf.total, a, bps)
     s = inf.step
-    return _price(s.request.model, inf.total - c, c - b, b - a, a, s.output_tokens, s.service_tier)
+    return _price(s.request.model, i, w5, w1, rd, s.output_tokens, s.service_tier)
 
 
 def _pings_needed(gap: float, ttl: TTL) -> int:

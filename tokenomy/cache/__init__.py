@@ -22,9 +22,9 @@ Readings of UNCONFIRMED points are named options in ``CacheOptions``.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from tokenomy.cache._rules import (
     effective_breakpoints,
@@ -39,6 +39,7 @@ __all__ = [
     "CacheOptions",
     "CacheResult",
     "Entry",
+    "billing_split",
     "effective_breakpoints",
     "min_cacheable_tokens",
 ]
@@ -80,9 +81,11 @@ class Entry:
     hits: int = 0
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class BreakpointOutcome:
-    """What happened at one breakpoint, for the doctor and for tests."""
+class BreakpointOutcome(NamedTuple):
+    """What happened at one breakpoint, for the doctor and for tests.
+
+    A NamedTuple, not a dataclass: the engine builds up to four per request on its hot path.
+    """
 
     block_index: int
     ttl: TTL
@@ -183,106 +186,99 @@ class CacheEngine:
         opts = self.options
         bps = effective_breakpoints(request, max_breakpoints=opts.max_breakpoints)
         blocks = request.blocks
-        cum = request.cumulative_tokens()
+        cum = request.cum
         total = request.total_tokens
         minimum = min_cacheable_tokens(request.model)
         model = scope_model(request.model)
         sect = _section_keys(request)
 
-        outcomes: list[BreakpointOutcome] = []
+        # Reads: each qualifying breakpoint walks back for an entry earlier requests wrote.
+        found: list[
+            tuple[
+                int,
+                TTL,
+                bool,
+                bool,
+                int | None,
+                _Key | None,
+                tuple[int, float] | None,
+                tuple[int, float] | None,
+            ]
+        ] = []
         read = 0
-        hits: list[_Key] = []
         for bp_index, ttl, automatic in bps:
-            tokens = cum[bp_index]
-            if tokens < minimum:
-                outcomes.append(
-                    BreakpointOutcome(
-                        block_index=bp_index,
-                        ttl=ttl,
-                        tokens=tokens,
-                        automatic=automatic,
-                        qualifies=False,
-                        hit_block=None,
-                        hit_tokens=0,
-                        wrote=False,
-                    )
-                )
+            if cum[bp_index] < minimum:
+                found.append((bp_index, ttl, automatic, False, None, None, None, None))
                 continue
             hit_block, hit_key, expired, pending = self._lookback(
                 request, bp_index, workspace, model, sect, now
             )
-            if hit_key is not None and hit_block is not None:
-                hits.append(hit_key)
-                read = max(read, cum[hit_block])
+            if hit_block is not None and cum[hit_block] > read:
+                read = cum[hit_block]
+            found.append((bp_index, ttl, automatic, True, hit_block, hit_key, expired, pending))
+
+        input_tokens, w5, w1, _ = billing_split(total, read, [(cum[f[0]], f[1]) for f in found if f[3]])
+        usage = Usage(
+            input_tokens=input_tokens,
+            cache_write_5m=w5,
+            cache_write_1h=w1,
+            cache_read=read,
+            output_tokens=output_tokens,
+            service_tier=service_tier,
+            inference_geo=inference_geo,
+        )
+
+        entries = self._entries
+        available = now + (ttft if opts.readable_after == "first_token" else 0.0)
+        outcomes: list[BreakpointOutcome] = []
+        written: list[int] = []
+        for bp_index, ttl, automatic, qualifies, hit_block, hit_key, expired, pending in found:
+            tokens = cum[bp_index]
+            wrote = qualifies and (
+                tokens > read or (opts.write_covered_breakpoints and hit_block != bp_index)
+            )
+            if mutate:
+                if hit_key is not None:
+                    entry = entries[hit_key]
+                    entry.hits += 1
+                    ttl_s = TTL_SECONDS[entry.ttl if opts.refresh_to == "entry" else ttl]
+                    if now + ttl_s > entry.expires_at:
+                        entry.expires_at = now + ttl_s
+                if wrote:
+                    blk = blocks[bp_index]
+                    entries[(workspace, model, sect[blk.section], blk.prefix_hash)] = Entry(
+                        ttl=ttl,
+                        tokens=tokens,
+                        written_at=now,
+                        available_at=available,
+                        expires_at=now + TTL_SECONDS[ttl],
+                        block_index=bp_index,
+                    )
+                    written.append(bp_index)
             outcomes.append(
                 BreakpointOutcome(
                     block_index=bp_index,
                     ttl=ttl,
                     tokens=tokens,
                     automatic=automatic,
-                    qualifies=True,
+                    qualifies=qualifies,
                     hit_block=hit_block,
                     hit_tokens=cum[hit_block] if hit_block is not None else 0,
-                    wrote=False,
+                    wrote=wrote and mutate,
                     expired_block=expired[0] if expired else None,
                     expired_at=expired[1] if expired else None,
                     pending_block=pending[0] if pending else None,
                     pending_until=pending[1] if pending else None,
                 )
             )
-
-        qualifying = [o for o in outcomes if o.qualifies]
-        a = read
-        c = max([a] + [o.tokens for o in qualifying])
-        b = max([a] + [o.tokens for o in qualifying if o.ttl == "1h" and o.tokens > a])
-        usage = Usage(
-            input_tokens=total - c if qualifying else total,
-            cache_write_5m=c - b,
-            cache_write_1h=b - a,
-            cache_read=a,
-            output_tokens=output_tokens,
-            service_tier=service_tier,
-            inference_geo=inference_geo,
-        )
-
-        written: list[int] = []
         if mutate:
-            available = now + (ttft if opts.readable_after == "first_token" else 0.0)
-            for key, o in zip(hits, [o for o in outcomes if o.hit_block is not None], strict=True):
-                entry = self._entries[key]
-                entry.hits += 1
-                ttl_s = TTL_SECONDS[entry.ttl if opts.refresh_to == "entry" else o.ttl]
-                entry.expires_at = max(entry.expires_at, now + ttl_s)
-            final: list[BreakpointOutcome] = []
-            for o in outcomes:
-                if o.qualifies and (
-                    o.tokens > a or (opts.write_covered_breakpoints and o.hit_block != o.block_index)
-                ):
-                    key = (
-                        workspace,
-                        model,
-                        sect[blocks[o.block_index].section],
-                        blocks[o.block_index].prefix_hash,
-                    )
-                    self._entries[key] = Entry(
-                        ttl=o.ttl,
-                        tokens=o.tokens,
-                        written_at=now,
-                        available_at=available,
-                        expires_at=now + TTL_SECONDS[o.ttl],
-                        block_index=o.block_index,
-                    )
-                    written.append(o.block_index)
-                    o = _with_wrote(o)
-                final.append(o)
-            outcomes = final
             self._writes_since_sweep += len(written)
             if self._writes_since_sweep > 4096:
                 self.sweep(now)
         return CacheResult(
             usage=usage,
             total_tokens=total,
-            read_tokens=a,
+            read_tokens=read,
             breakpoints=tuple(outcomes),
             min_tokens=minimum,
             at=now,
@@ -343,10 +339,24 @@ class CacheEngine:
         return self._entries.get(key)
 
 
-def _with_wrote(o: BreakpointOutcome) -> BreakpointOutcome:
-    from dataclasses import replace
+def billing_split(total: int, read: int, breakpoints: Iterable[tuple[int, TTL]]) -> tuple[int, int, int, int]:
+    """Split a prompt into (input, 5m writes, 1h writes, reads): the API's billing rule (spec §2.6).
 
-    return replace(o, wrote=True)
+    ``read`` is A, the tokens at the highest hit; ``breakpoints`` are the (tokens, ttl) of the
+    breakpoints that reach the minimum. B is the highest 1h breakpoint after A, C the last one:
+    reads A, 1h writes B-A, 5m writes C-B, input total-C. The one place this rule lives.
+    """
+    c = b = read
+    any_bp = False
+    for tokens, ttl in breakpoints:
+        any_bp = True
+        if tokens > c:
+            c = tokens
+        if ttl == "1h" and tokens > b:
+            b = tokens
+    if not any_bp:
+        return total, 0, 0, 0
+    return total - c, c - b, b - read, read
 
 
 def _section_keys(request: Request) -> dict[str, bytes]:

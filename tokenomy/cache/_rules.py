@@ -36,14 +36,15 @@ def effective_breakpoints(request: Request, *, max_breakpoints: int = 4) -> list
     Top-level automatic ``cache_control`` adds one on the last cacheable block, walking back
     over ineligible ones; it takes one of the 4 slots (spec §2.1).
     """
-    bps: list[tuple[int, TTL, bool]] = [
-        (b.index, b.cache_ttl, False) for b in request.blocks if b.cache_ttl is not None
-    ]
+    auto = request.auto_cache_ttl
+    explicit = request.explicit_breakpoints
+    if auto is None and len(explicit) <= max_breakpoints and _ordered(explicit):
+        return [(i, ttl, False) for i, ttl in explicit]  # the common case, checked cheaply
+    bps: list[tuple[int, TTL, bool]] = [(i, ttl, False) for i, ttl in explicit]
     if len(bps) > max_breakpoints:
         raise CacheControlError(
             f"A maximum of {max_breakpoints} blocks with cache_control may be provided. Found {len(bps)}."
         )
-    auto = request.auto_cache_ttl
     if auto is not None:
         target = next((b for b in reversed(request.blocks) if b.cacheable), None)
         if target is not None:
@@ -71,3 +72,14 @@ def effective_breakpoints(request: Request, *, max_breakpoints: int = 4) -> list
             msg = TTL_ORDER_MESSAGE.format(path=path).lstrip(".")
             raise CacheControlError(msg)
     return bps
+
+
+def _ordered(bps: tuple[tuple[int, TTL], ...]) -> bool:
+    """True when no 1h breakpoint follows a 5m one."""
+    seen_5m = False
+    for _, ttl in bps:
+        if ttl == "5m":
+            seen_5m = True
+        elif seen_5m:
+            return False
+    return True
