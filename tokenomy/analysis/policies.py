@@ -31,7 +31,9 @@ __all__ = [
     "Plan",
     "PlanContext",
     "Policy",
+    "RequestTransform",
     "SystemOnlyPolicy",
+    "TransformedPolicy",
     "apply_plan",
     "apply_plan_to_body",
     "base_index",
@@ -194,6 +196,61 @@ class LiteLLMInjectionPolicy(StatelessPolicy):
         if last_system < 0 or not request.blocks[last_system].cacheable:
             return NO_CACHE
         return Plan(breakpoints=((last_system, "5m"),))
+
+
+# ----------------------------------------------------------------------------------------------
+# Context transforms: policies that change what is sent before the caching policy plans it
+
+SideCall = tuple[Request, int]  # an extra request a transform makes (e.g. a summary), and its output tokens
+
+
+class RequestTransform(Protocol):
+    """Rewrites each request before a caching policy plans it (masking, context editing,
+    compaction: ``tokenomy.context``). ``transform`` may add side calls, which are billed too;
+    ``observe`` gets the engine's result for the rewritten request."""
+
+    @property
+    def name(self) -> str: ...
+
+    def transform(self, request: Request, *, run_id: str, at: float) -> tuple[Request, Sequence[SideCall]]: ...
+
+    def observe(self, request: Request, *, run_id: str, at: float, result: CacheResult) -> None: ...
+
+
+class TransformedPolicy:
+    """A caching policy (the planner, usually) applied to the requests a transform rewrote.
+
+    ``simulate`` calls ``rewrite`` first, bills its side calls, then plans and bills the
+    rewritten request; keep-alive pings are the inner policy's, and their results reach the
+    transform too (a ping keeps the cache it counts on alive).
+    """
+
+    def __init__(self, name: str, transform: RequestTransform, inner: Policy) -> None:
+        self._name = name
+        self.transform = transform
+        self.inner = inner
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def rewrite(self, request: Request, ctx: PlanContext) -> tuple[Request, Sequence[SideCall]]:
+        return self.transform.transform(request, run_id=ctx.run_id, at=ctx.at)
+
+    def plan(self, request: Request, ctx: PlanContext) -> Plan:
+        return self.inner.plan(request, ctx)
+
+    def observe(self, request: Request, ctx: PlanContext, result: CacheResult) -> None:
+        self.inner.observe(request, ctx, result)
+        self.transform.observe(request, run_id=ctx.run_id, at=ctx.at, result=result)
+
+    def observe_ping(self, ping: Ping, result: CacheResult) -> None:
+        hook = getattr(self.transform, "observe_ping", None)
+        if hook is not None:
+            hook(run_id=ping.run_id, at=ping.at, result=result)
+
+    def due_pings(self, until: float) -> list[Ping]:
+        return self.inner.due_pings(until)
 
 
 # ----------------------------------------------------------------------------------------------

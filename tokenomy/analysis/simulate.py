@@ -8,7 +8,7 @@ engine does. The oracle is always replayed too, so every bill has its floor besi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,12 +22,14 @@ from tokenomy.analysis.policies import (
     NonePolicy,
     PlanContext,
     Policy,
+    RequestTransform,
     SystemOnlyPolicy,
+    TransformedPolicy,
     apply_plan,
 )
 from tokenomy.cache import CacheEngine, CacheOptions
 from tokenomy.errors import UserError
-from tokenomy.model import Run, Usage
+from tokenomy.model import Request, Run, Usage
 from tokenomy.pricing import cost
 
 __all__ = [
@@ -60,13 +62,23 @@ _SIMPLE: dict[str, Callable[[], Policy]] = {
 }
 
 
-def make_policy(name: str, workload: Workload) -> Policy:
-    """A fresh policy instance by name (the oracle needs the whole workload in advance)."""
+Transforms = Mapping[str, Callable[[], RequestTransform]]
+
+
+def make_policy(name: str, workload: Workload, transforms: Transforms | None = None) -> Policy:
+    """A fresh policy instance by name (the oracle needs the whole workload in advance).
+
+    A name in ``transforms`` (``tokenomy.context.SIMULATE_TRANSFORMS``: ``mask``, ``compact``, ...)
+    is that context transform followed by the ``tokenomy`` planner.
+    """
     if name == "oracle":
         return OraclePolicy(workload)
+    if transforms is not None and name in transforms:
+        return TransformedPolicy(name, transforms[name](), TokenomyPlanner())
     factory = _SIMPLE.get(name)
     if factory is None:
-        raise UserError(f"unknown policy {name!r}: choose from {', '.join(POLICY_NAMES)}")
+        known = [*POLICY_NAMES, *(transforms or {})]
+        raise UserError(f"unknown policy {name!r}: choose from {', '.join(known)}")
     return factory()
 
 
@@ -82,6 +94,8 @@ class PolicyResult:
     ping_cost_usd: float = 0.0
     unpriced: int = 0
     by_run: dict[str, float] = field(default_factory=dict)
+    side_calls: int = 0  # extra requests a context transform made (summaries), billed in cost_usd
+    side_cost_usd: float = 0.0
 
     @property
     def prompt_tokens(self) -> int:
@@ -154,15 +168,20 @@ def replay(workload: Workload, policy: Policy, *, options: CacheOptions | None =
             result.requests += 1
             continue
         ctx = PlanContext(run_id=step.run_id, turn_index=step.index, at=step.at, ttft=step.ttft)
-        plan = policy.plan(step.request, ctx)
+        request = step.request
+        if isinstance(policy, TransformedPolicy):
+            request, side = policy.rewrite(request, ctx)
+            for side_request, side_output in side:
+                _side_call(engine, side_request, side_output, step, result)
+        plan = policy.plan(request, ctx)
         res = engine.process(
-            apply_plan(step.request, plan),
+            apply_plan(request, plan),
             at=step.at,
             ttft=step.ttft,
             output_tokens=step.output_tokens,
             service_tier=step.service_tier,
         )
-        policy.observe(step.request, ctx, res)
+        policy.observe(request, ctx, res)
         result._add(res.usage, step.request.model, step.run_id)
         result.requests += 1
     if steps:
@@ -170,9 +189,21 @@ def replay(workload: Workload, policy: Policy, *, options: CacheOptions | None =
     return result
 
 
+def _side_call(engine: CacheEngine, request: Request, output: int, step: Step, result: PolicyResult) -> None:
+    """Bill a transform's extra request (a summary call) at the step's time."""
+    res = engine.process(request, at=step.at, ttft=step.ttft, output_tokens=output, service_tier=step.service_tier)
+    before = result.cost_usd
+    result._add(res.usage, request.model, step.run_id)
+    result.side_calls += 1
+    if before is not None and result.cost_usd is not None:
+        result.side_cost_usd += result.cost_usd - before
+
+
 def _pings(engine: CacheEngine, policy: Policy, until: float, result: PolicyResult) -> None:
     for ping in policy.due_pings(until):
         res = engine.process(ping.request, at=ping.at, ttft=0.0)
+        if isinstance(policy, TransformedPolicy):
+            policy.observe_ping(ping, res)
         before = result.cost_usd
         result._add(res.usage, ping.request.model, ping.run_id)
         result.pings += 1
@@ -186,19 +217,24 @@ def simulate(
     *,
     model: str | None = None,
     options: CacheOptions | None = None,
+    transforms: Transforms | None = None,
 ) -> SimulationResult:
     """Replay ``runs`` under each named policy (``oracle`` always included) and bill each.
 
     ``model`` re-targets every request to another model first (a routing what-if): prices,
-    minimum cacheable length and tokenizer family follow the new model.
+    minimum cacheable length and tokenizer family follow the new model. ``transforms`` adds
+    context policies by name (pass ``tokenomy.context.SIMULATE_TRANSFORMS``); each is replayed
+    as the transform followed by the ``tokenomy`` planner, after the caching policies.
     """
     workload = runs if isinstance(runs, Workload) else build_workload(runs, model=model)
     names = list(dict.fromkeys([*policies, "none", "oracle"]))
+    extra = dict(transforms or {})
     for n in names:
-        if n not in POLICY_NAMES:
-            raise UserError(f"unknown policy {n!r}: choose from {', '.join(POLICY_NAMES)}")
-    ordered = [n for n in POLICY_NAMES if n in names]
-    results = {n: replay(workload, make_policy(n, workload), options=options) for n in ordered}
+        if n not in POLICY_NAMES and n not in extra:
+            known = [*POLICY_NAMES, *extra]
+            raise UserError(f"unknown policy {n!r}: choose from {', '.join(known)}")
+    ordered = [n for n in POLICY_NAMES if n in names] + [n for n in extra if n in names and n not in POLICY_NAMES]
+    results = {n: replay(workload, make_policy(n, workload, extra), options=options) for n in ordered}
     return SimulationResult(
         runs=workload.runs, requests=len(workload.steps), policies=results, notes=workload.notes
     )

@@ -12,14 +12,20 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from tokenomy.errors import CacheControlError, InputError
-from tokenomy.pricing import resolve
+from tokenomy.errors import ApiRequestError, CacheControlError, InputError
+from tokenomy.validate import (
+    BATCH,
+    BATCH_MAX_BYTES,
+    BATCH_MAX_REQUESTS,
+    CUSTOM_ID_RE,
+    check_batch_params,
+    check_messages,
+)
 
 __all__ = [
     "CUSTOM_ID_RE",
@@ -38,13 +44,11 @@ __all__ = [
     "request_bytes",
 ]
 
-CUSTOM_ID_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
-MAX_BATCH_REQUESTS = 100_000  # spec §4.3
-MAX_BATCH_BYTES = 256 * 1024 * 1024  # spec §4.3: 256 MB per batch (the create call's body)
+MAX_BATCH_REQUESTS = BATCH_MAX_REQUESTS
+MAX_BATCH_BYTES = BATCH_MAX_BYTES  # the create call's body
 # A caller who declared a deadline shorter than this is treated as a person waiting: batches
 # "typically take between 5 minutes and 1 hour" (spec §2.12), so anything sooner goes live.
 DEFAULT_LIVE_DEADLINE_S = 3600.0
-_BATCH_FORBIDDEN = ("stream", "speed")
 _LINE_KEYS = frozenset({"custom_id", "params", "tokenomy"})
 _TOKENOMY_KEYS = frozenset({"lane", "waiting", "deadline_s"})
 _MAX_PROBLEMS_SHOWN = 200
@@ -155,32 +159,23 @@ def _check_meta(meta: Any) -> list[str]:
 
 
 def check_params(params: Mapping[str, Any], lane: Lane) -> list[str]:
-    """What the Batches API (or, for the live lane, the Messages API) would refuse outright."""
-    out: list[str] = []
-    model = params.get("model")
-    if not isinstance(model, str) or not model:
-        out.append("params.model: missing; every request needs a model id such as claude-sonnet-4-5")
-    elif resolve(model).info is None:
-        out.append(f"params.model: unknown model {model!r}; see `tokenomy prices` for the known model ids")
-    mt = params.get("max_tokens")
-    if isinstance(mt, bool) or not isinstance(mt, int):
-        out.append(f"params.max_tokens: {'missing' if mt is None else repr(mt)}; give a positive integer")
-    elif mt < 0 or (mt == 0 and lane == "batch"):
-        out.append(f"params.max_tokens: {mt} is not allowed in a batch; give a positive integer")
-    messages = params.get("messages")
-    if not isinstance(messages, list) or not messages:
-        out.append("params.messages: missing or empty; give a list of at least one message")
-    for key in _BATCH_FORBIDDEN:
-        if (
-            key in params
-            and (lane == "batch" or key == "stream")
-            and params[key] not in (False, None, "standard")
-        ):
-            where = "in a batch" if lane == "batch" else "here (results are collected whole)"
-            out.append(f"params.{key}: {params[key]!r} is not allowed {where}; remove it")
+    """What the Messages API (and, for the batch lane, the Batches API) would refuse outright,
+    in the API's words under ``params.``; the rules are ``tokenomy.validate``'s."""
+    try:
+        check_messages(params, BATCH, prefix="params.")
+        if lane == "batch":
+            check_batch_params(params, "params")
+    except ApiRequestError as e:
+        if e.error_type == "not_found_error":
+            return [
+                f"params.model: unknown model {params.get('model')!r}; see `tokenomy prices` for the known ids"
+            ]
+        return [e.message]
+    if params.get("stream") is True:  # the live lane collects each response whole
+        return ["params.stream: true is not allowed here (results are collected whole); remove it"]
     if "cache_control" in json.dumps(params):
-        out.extend(_check_cache_control(params))
-    return out
+        return _check_cache_control(params)
+    return []
 
 
 def _check_cache_control(params: Mapping[str, Any]) -> list[str]:

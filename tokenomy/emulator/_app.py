@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from tokenomy.blocks import parse_request
 from tokenomy.cache import CacheEngine, CacheOptions
-from tokenomy.emulator._batches import MAX_REQUESTS, BatchStore, rfc3339
+from tokenomy.emulator._batches import BatchStore, rfc3339
 from tokenomy.emulator._clock import Latency, VirtualClock, parse_latency
 from tokenomy.emulator._faults import ERROR_FAULTS, Fault, FaultPlan, Triggered, draw_header, parse_faults
 from tokenomy.emulator._messages import (
@@ -30,16 +30,21 @@ from tokenomy.emulator._messages import (
     sse_events,
 )
 from tokenomy.emulator._responses import Responder, load_responder
-from tokenomy.emulator._validate import (
-    check_batch_params,
-    check_count_tokens,
-    check_messages,
-    model_catalogue,
-)
 from tokenomy.errors import ApiRequestError, UserError
 from tokenomy.model import Usage
 from tokenomy.pricing import all_models
 from tokenomy.tokens import DEFAULT_COUNTER, TokenCounter
+from tokenomy.validate import (
+    BATCH_MAX_BYTES,
+    BATCH_MAX_REQUESTS,
+    MESSAGES_MAX_BYTES,
+    Rules,
+    check_batch_entry,
+    check_body_size,
+    check_messages,
+    known_model,
+    parse_json_body,
+)
 
 __all__ = ["EmulatorApp", "create_app"]
 
@@ -48,8 +53,6 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
-MAX_MESSAGES_BYTES = 32 * 1024 * 1024  # spec §7.1
-MAX_BATCH_BYTES = 256 * 1024 * 1024
 FAULT_HEADER = b"x-tokenomy-fault"
 RATE_LIMITS = {
     "requests": 1_000,
@@ -118,6 +121,7 @@ class EmulatorApp:
         self.sleeps = clock is None or not isinstance(clock, VirtualClock)
         self.counter = counter
         self.allow_retired = allow_retired
+        self.rules = Rules(models="exact", allow_retired=allow_retired)
         self.engine = CacheEngine(cache_options, clock=self.clock)
         self.diagnostics = Diagnostics()
         self.batches = BatchStore(
@@ -285,7 +289,7 @@ class EmulatorApp:
         }
         return await self._send_body(send, ctx, status, _dumps(body), extra=extra)
 
-    async def _read_json(self, receive: Receive, limit: int) -> Any:
+    async def _read_json(self, receive: Receive, limit: int) -> dict[str, Any]:
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -294,20 +298,11 @@ class EmulatorApp:
                 raise ApiRequestError("client disconnected", status=499)
             chunk = msg.get("body", b"")
             size += len(chunk)
-            if size > limit:
-                raise ApiRequestError(
-                    f"Request exceeds the maximum allowed number of bytes ({limit}).",
-                    status=413,
-                    error_type="request_too_large",
-                )
+            check_body_size(size, limit)
             chunks.append(chunk)
             if not msg.get("more_body", False):
                 break
-        raw = b"".join(chunks)
-        try:
-            return json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise ApiRequestError(f"There was an error parsing the body of your request: {e}") from None
+        return parse_json_body(b"".join(chunks))
 
     # -- faults ------------------------------------------------------------------------------
 
@@ -351,7 +346,8 @@ class EmulatorApp:
         msg_id: str,
     ) -> tuple[dict[str, Any], Usage]:
         """Validate, answer and price one Messages body; the one path live and batch requests share."""
-        info = check_messages(body, allow_retired=self.allow_retired)
+        info = check_messages(body, self.rules)
+        assert info is not None  # exact rules: an unknown model was a 404
         request = parse_request(body, counter=self.counter, betas=betas)
         gen = generate(self.responder.reply(body), body, self.counter, info.tokenizer)
         geo = body.get("inference_geo")
@@ -376,7 +372,7 @@ class EmulatorApp:
         trig = self._draw_faults(ctx, streaming_faults=True)
         if trig.error is not None:
             return await self._fault_error(send, ctx, trig.error)
-        body = await self._read_json(receive, MAX_MESSAGES_BYTES)
+        body = await self._read_json(receive, MESSAGES_MAX_BYTES)
         slow = trig.slow.delay if trig.slow is not None else 0.0
         ttft = self.latency.ttft + slow
         message, usage = self._price(
@@ -455,8 +451,8 @@ class EmulatorApp:
         trig = self._draw_faults(ctx, streaming_faults=False)
         if trig.error is not None:
             return await self._fault_error(send, ctx, trig.error)
-        body = await self._read_json(receive, MAX_MESSAGES_BYTES)
-        check_count_tokens(body, allow_retired=self.allow_retired)
+        body = await self._read_json(receive, MESSAGES_MAX_BYTES)
+        check_messages(body, self.rules, count_tokens=True)
         request = parse_request(body, counter=self.counter, betas=self._betas(ctx))
         return await self._json(send, ctx, {"input_tokens": request.total_tokens})
 
@@ -474,9 +470,7 @@ class EmulatorApp:
         trig = self._draw_faults(ctx, streaming_faults=False)
         if trig.error is not None:
             return await self._fault_error(send, ctx, trig.error)
-        body = await self._read_json(receive, MAX_BATCH_BYTES)
-        if not isinstance(body, Mapping):
-            raise ApiRequestError("body: Input should be a valid dictionary")
+        body = await self._read_json(receive, BATCH_MAX_BYTES)
         reqs = body.get("requests")
         if not isinstance(reqs, list):
             raise ApiRequestError(
@@ -484,14 +478,14 @@ class EmulatorApp:
             )
         if not reqs:
             raise ApiRequestError("requests: List should have at least 1 item after validation, not 0")
-        if len(reqs) > MAX_REQUESTS:
+        if len(reqs) > BATCH_MAX_REQUESTS:
             raise ApiRequestError(
-                f"requests: a batch may hold at most {MAX_REQUESTS} requests, got {len(reqs)}",
+                f"requests: a batch may hold at most {BATCH_MAX_REQUESTS} requests, got {len(reqs)}",
                 status=413,
                 error_type="request_too_large",
             )
         seen: set[str] = set()
-        items = [check_batch_params(i, item, seen) for i, item in enumerate(reqs)]
+        items = [check_batch_entry(i, item, seen) for i, item in enumerate(reqs)]
         batch = self.batches.create(new_id("msgbatch_01"), ctx.workspace, items)
         return await self._json(send, ctx, batch.to_api(self.clock()))
 
@@ -537,7 +531,7 @@ class EmulatorApp:
         return await self._json(send, ctx, _page([by_id[i] for i in ids], more))
 
     async def _model(self, model_id: str, ctx: _Ctx, send: Send) -> int:
-        info = model_catalogue().get(model_id.lower())
+        info = known_model(model_id)
         if info is None:
             raise ApiRequestError(f"model: {model_id}", status=404, error_type="not_found_error")
         return await self._json(send, ctx, _model_entry(info))

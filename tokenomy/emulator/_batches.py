@@ -24,7 +24,6 @@ __all__ = ["Batch", "BatchStore", "rfc3339"]
 
 EXPIRY_SECONDS = 24 * 3600.0
 RESULTS_RETENTION_SECONDS = 29 * 24 * 3600.0
-MAX_REQUESTS = 100_000
 
 # run(params, workspace, at, ttft) -> Message dict, or raises ApiRequestError
 Runner = Callable[[Mapping[str, Any], str, float, float], dict[str, Any]]

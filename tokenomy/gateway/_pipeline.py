@@ -29,15 +29,15 @@ from tokenomy.gateway._linking import RunLinker
 from tokenomy.gateway._metrics import Metrics
 from tokenomy.gateway._optimize import ALL_REWRITES, optimize
 from tokenomy.gateway._plan import BreakpointPlanner
-from tokenomy.gateway._validate import check_messages_body, parse_json_body
 from tokenomy.ledger.requests import RequestRow
 from tokenomy.model import Request, Turn, Usage
+from tokenomy.validate import GATEWAY, MESSAGES_MAX_BYTES, check_body_size, check_messages, parse_json_body
 
 __all__ = ["GatewaySettings", "Inspector", "Prepared", "key_scope"]
 
 MESSAGES = "/v1/messages"
 COUNT_TOKENS = "/v1/messages/count_tokens"
-API_BODY_LIMIT = 32 * 1024 * 1024  # Messages and count_tokens (spec §7.1)
+API_BODY_LIMIT = MESSAGES_MAX_BYTES
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -151,14 +151,9 @@ class Inspector:
             if method == "POST" and raw:
                 parse_json_body(raw)  # a batch or other JSON body must at least be JSON
             return p
-        if len(raw) > self.settings.max_body_bytes:
-            raise ApiRequestError(
-                f"Request exceeds the maximum allowed number of bytes ({self.settings.max_body_bytes}).",
-                status=413,
-                error_type="request_too_large",
-            )
+        check_body_size(len(raw), self.settings.max_body_bytes)
         body = parse_json_body(raw)
-        check_messages_body(body, count_tokens=endpoint == COUNT_TOKENS)
+        check_messages(body, GATEWAY, count_tokens=endpoint == COUNT_TOKENS)
         request = parse_request(body, betas=betas)
         effective_breakpoints(request)  # >4 breakpoints, TTL order: the API's 400, from the engine
         p.model = request.model

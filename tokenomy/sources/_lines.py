@@ -105,3 +105,78 @@ def read_head(path: str, limit: int = 1024 * 1024) -> bytes:
             if nl >= 0:
                 return stripped[:nl]
         return out.lstrip()[:limit]
+
+
+def iter_blocks(
+    fh: BinaryIO,
+    *,
+    start: int = 0,
+    max_line_bytes: int = MAX_LINE_BYTES,
+    chunk_bytes: int = CHUNK_BYTES,
+    stats: LineStats,
+) -> Iterator[tuple[int, bytes]]:
+    """Yield ``(offset, block)``: runs of whole newline-terminated lines, each at most the cap.
+
+    The same contract as ``iter_lines`` (oversized lines skipped and counted, an unterminated last
+    line left in ``stats.tail``), but a block holds many lines so a caller can decode them in one
+    call. A block ends with its last line's newline; it may hold blank lines.
+    """
+    fh.seek(start)
+    pos = start  # file offset of buf[0]
+    buf = b""
+    skipping = False
+    stats.end_offset = start
+    while True:
+        chunk = fh.read(chunk_bytes)
+        if not chunk:
+            break
+        if skipping:
+            nl = chunk.find(b"\n")
+            if nl < 0:
+                pos += len(chunk)
+                continue
+            skipping = False
+            pos += nl + 1
+            stats.end_offset = pos
+            chunk = chunk[nl + 1 :]
+        data = buf + chunk if buf else chunk
+        last = data.rfind(b"\n")
+        if last < 0:
+            buf = data
+        else:
+            block = data[: last + 1]
+            if len(block) > max_line_bytes:
+                yield from _capped(block, pos, max_line_bytes, stats)
+            else:
+                yield pos, block
+            pos += last + 1
+            stats.end_offset = pos
+            buf = data[last + 1 :]
+        if len(buf) > max_line_bytes:
+            stats.oversized += 1
+            pos += len(buf)
+            buf = b""
+            skipping = True
+    if skipping:
+        stats.end_offset = pos
+    elif buf.strip():
+        stats.tail = buf
+    else:
+        stats.end_offset = pos + len(buf)
+
+
+def _capped(block: bytes, pos: int, cap: int, stats: LineStats) -> Iterator[tuple[int, bytes]]:
+    """Split a block that may hold an oversized line into blocks without one (rare: big lines only)."""
+    begin = 0  # start of the current run of acceptable lines
+    at = 0
+    n = len(block)
+    while at < n:
+        nl = block.find(b"\n", at)
+        if nl - at > cap:
+            if at > begin:
+                yield pos + begin, block[begin:at]
+            stats.oversized += 1
+            begin = nl + 1
+        at = nl + 1
+    if begin < n:
+        yield pos + begin, block[begin:]

@@ -21,18 +21,20 @@ Why it looks the way it does:
 from __future__ import annotations
 
 import hashlib
+import io
 import math
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
 import msgspec
 
 from tokenomy.model import Exactness, Run, RunKind, Turn, Usage
-from tokenomy.sources._lines import MAX_LINE_BYTES, LineStats, iter_lines
+from tokenomy.sources._lines import MAX_LINE_BYTES, LineStats, iter_blocks, iter_lines
 from tokenomy.tokens import (
     BLOCK_OVERHEAD,
     DEFAULT_COUNTER,
@@ -43,7 +45,7 @@ from tokenomy.tokens import (
 )
 
 SOURCE = "claude_code"
-PARSER_VERSION = 1  # bump when FileState's meaning changes: stored states are then re-scanned
+PARSER_VERSION = 2  # bump when FileState's meaning changes: stored states are then re-scanned
 HEAD_BYTES = 4096
 
 # ---- the typed line shape: only what is used is declared; everything else is skipped in C ----
@@ -236,34 +238,43 @@ def new_state(path: str, size: int, mtime_ns: int, with_visible: bool) -> FileSt
 def scan_file(state: FileState, *, max_line_bytes: int = MAX_LINE_BYTES) -> FileState:
     """Read ``state.path`` from ``state.offset`` to EOF and fold every line into ``state``.
 
-    A complete JSON object on an unterminated last line is taken; an unterminated line that does
-    not decode is counted as skipped for now and not consumed, so a re-run re-reads it once the
-    writer has finished it.
+    Lines are decoded a block at a time (``decode_lines``: one C call per few megabytes); a block
+    holding a line that does not decode is decoded again line by line, so each bad line is
+    counted and skipped on its own. A line is taken whole or not at all (one holding two objects
+    back to back, two writes that lost their newline, yields both). A complete JSON object on an
+    unterminated last line is taken; an unterminated line that does not decode is counted as
+    skipped for now and not consumed, so a re-run re-reads it once the writer has finished it.
     """
     with_visible = state.with_visible
     decoder = _DECODER_CONTENT if with_visible else _DECODER
-    resps = state.resps
-    keys = {r.key: i for i, r in enumerate(resps)}
+    keys = {r.key: i for i, r in enumerate(state.resps)}
     stats = LineStats()
     st = state
     st.tail_skipped = 0
+    pos = _Pos()
     with open(st.path, "rb") as fh:
-        for off, raw in iter_lines(fh, start=st.offset, max_line_bytes=max_line_bytes, stats=stats):
+        for base, block in iter_blocks(fh, start=st.offset, max_line_bytes=max_line_bytes, stats=stats):
+            values: list[Any] | None
             try:
-                line = decoder.decode(raw)
+                values = decoder.decode_lines(block)
             except (msgspec.DecodeError, UnicodeDecodeError):
-                st.skipped += 1
+                values = None
+            if values is not None:
+                pos.block, pos.base = block, base
+                _fold_block(st, values, keys, pos, with_visible)
+                st.lines += len(values)
                 continue
-            st.lines += 1
-            _fold(st, line, keys, off, with_visible)
+            for off, raw in iter_lines(io.BytesIO(block), max_line_bytes=max_line_bytes, stats=LineStats()):
+                _fold_raw(st, decoder, raw, keys, pos.at(base + off), with_visible)
         if stats.tail:
             try:
-                line = decoder.decode(stats.tail)
+                tail = decoder.decode_lines(stats.tail)
             except (msgspec.DecodeError, UnicodeDecodeError):
                 st.tail_skipped = 1
             else:
-                st.lines += 1
-                _fold(st, line, keys, stats.end_offset, with_visible)
+                st.lines += len(tail)
+                for line in tail:
+                    _fold(st, line, keys, pos.at(stats.end_offset), with_visible)
                 stats.end_offset += len(stats.tail)
         st.skipped += stats.oversized
         st.offset = stats.end_offset
@@ -275,24 +286,91 @@ def scan_file(state: FileState, *, max_line_bytes: int = MAX_LINE_BYTES) -> File
     return st
 
 
-def _fold(st: FileState, line: _Line, keys: dict[str, int], off: int, with_visible: bool) -> None:
-    """Apply one decoded line to the file state (the per-line hot path)."""
-    kind = line.type
-    if kind == "progress":
+class _Pos:
+    """Where the line being folded is; only a response without ids asks (its key must be unique).
+
+    Line by line it is the line's offset; in a block it is the block's offset plus the value's
+    index, which stays inside the block's byte range, so keys never collide within a file.
+    """
+
+    __slots__ = ("base", "block", "index", "offset")
+
+    def __init__(self) -> None:
+        self.block = b""
+        self.base = 0
+        self.index = 0
+        self.offset = 0  # the exact offset, when block is empty; else the index-th line of block
+
+    def at(self, offset: int) -> _Pos:
+        self.offset = offset
+        self.block = b""
+        return self
+
+    def resolve(self) -> int:
+        return self.offset if not self.block else self.base + self.index
+
+
+def _fold_raw(
+    st: FileState, decoder: msgspec.json.Decoder[Any], raw: bytes, keys: dict[str, int], pos: _Pos, vis: bool
+) -> None:
+    try:
+        lines = decoder.decode_lines(raw)
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        st.skipped += 1
+        return
+    st.lines += len(lines)
+    for line in lines:
+        _fold(st, line, keys, pos, vis)
+
+
+def _fold(st: FileState, line: _Line, keys: dict[str, int], pos: _Pos, with_visible: bool) -> None:
+    """Apply one decoded line to the file state (the line-by-line path)."""
+    if line.type == "progress":
         return  # hook and tool progress: not API traffic, and the busiest line type
-    if line.version:
-        st.version = line.version
-    if line.gitBranch:
-        st.git_branch = line.gitBranch
-    if st.session_id is None and line.sessionId:
-        st.session_id = line.sessionId
-    if st.agent_id is None and line.agentId:
-        st.agent_id = line.agentId
-    if st.cwd is None and line.cwd:
-        st.cwd = line.cwd
-    if kind == "assistant":
-        _fold_assistant(st, line, keys, off, with_visible)
-    elif kind == "user":
+    _fold_meta(st, (line,))
+    if line.type == "assistant":
+        _fold_assistant(st, line, keys, pos, with_visible)
+    else:
+        _fold_other(st, line, with_visible)
+
+
+def _fold_block(st: FileState, lines: list[_Line], keys: dict[str, int], pos: _Pos, with_visible: bool) -> None:
+    """Apply a block of decoded lines (the hot path: one cheap test for most lines)."""
+    _fold_meta(st, lines)
+    for i, line in enumerate(lines):
+        kind = line.type
+        if kind == "assistant":
+            pos.index = i
+            _fold_assistant(st, line, keys, pos, with_visible)
+        elif kind != "progress" and kind is not None:
+            _fold_other(st, line, with_visible)
+
+
+def _fold_meta(st: FileState, lines: Sequence[_Line]) -> None:
+    """Version and branch as last written; session, agent and cwd as first written (not progress lines)."""
+    for attr, name in (("version", "version"), ("gitBranch", "git_branch")):
+        for line in reversed(lines):
+            value = getattr(line, attr)
+            if value and line.type != "progress":
+                setattr(st, name, value)
+                break
+    if st.session_id is None or st.agent_id is None or st.cwd is None:
+        for line in lines:
+            if line.type == "progress":
+                continue
+            if st.session_id is None and line.sessionId:
+                st.session_id = line.sessionId
+            if st.agent_id is None and line.agentId:
+                st.agent_id = line.agentId
+            if st.cwd is None and line.cwd:
+                st.cwd = line.cwd
+            if st.session_id is not None and st.agent_id is not None and st.cwd is not None:
+                break
+
+
+def _fold_other(st: FileState, line: _Line, with_visible: bool) -> None:
+    kind = line.type
+    if kind == "user":
         if with_visible and not line.isVisibleInTranscriptOnly:
             _add_visible(st, line, bool(line.isSidechain))
     elif kind == "system":
@@ -306,7 +384,7 @@ def _fold(st: FileState, line: _Line, keys: dict[str, int], off: int, with_visib
         st.title = line.summary
 
 
-def _fold_assistant(st: FileState, line: _Line, keys: dict[str, int], off: int, with_visible: bool) -> None:
+def _fold_assistant(st: FileState, line: _Line, keys: dict[str, int], pos: _Pos, with_visible: bool) -> None:
     msg = line.message
     if msg is None:
         return
@@ -315,7 +393,7 @@ def _fold_assistant(st: FileState, line: _Line, keys: dict[str, int], off: int, 
     if msg.model == "<synthetic>":
         st.synthetic += 1
     elif usage is not None:
-        key = _key(msg.id, line.requestId, st.path, off)
+        key = _key(msg.id, line.requestId, st.path, pos)
         idx = keys.get(key)
         if idx is None:
             keys[key] = len(st.resps)
@@ -332,12 +410,12 @@ def _fold_assistant(st: FileState, line: _Line, keys: dict[str, int], off: int, 
         _add_visible(st, line, side)
 
 
-def _key(message_id: str | None, request_id: str | None, path: str, off: int) -> str:
+def _key(message_id: str | None, request_id: str | None, path: str, pos: _Pos) -> str:
     if message_id and request_id:
         return f"{message_id}:{request_id}"
     if message_id or request_id:
         return message_id or request_id or ""
-    return f"line:{path}:{off}"
+    return f"line:{path}:{pos.resolve()}"
 
 
 def _new_resp(
@@ -396,18 +474,6 @@ def _add_visible(st: FileState, line: _Line, side: bool) -> None:
         st.running_visible += n
 
 
-def scan_job(jobs: list[tuple[bytes, int]]) -> list[bytes]:
-    """Worker entry point: scan each (encoded state, max line bytes); return encoded states."""
-    out: list[bytes] = []
-    for blob, cap in jobs:
-        try:
-            state = scan_file(STATE_DECODER.decode(blob), max_line_bytes=cap)
-        except FileNotFoundError:
-            continue  # deleted while we were scanning: nothing to count
-        out.append(STATE_ENCODER.encode(state))
-    return out
-
-
 # ---- assembling runs ----
 
 _EXACT: Mapping[str, Exactness] = MappingProxyType(
@@ -440,6 +506,48 @@ def _project(path: str, kind: RunKind, cwd: str | None) -> str | None:
     return d.name or None
 
 
+@dataclass(frozen=True, slots=True)
+class RunIdentity:
+    """Who a transcript file's run is: its kind, id, parent, session and project."""
+
+    kind: RunKind
+    run_id: str
+    parent_id: str | None
+    session: str
+    project: str | None
+
+    @property
+    def side_id(self) -> str:
+        """The id of the run made of a v1 session's sidechain lines."""
+        return f"{self.session}/sidechain"
+
+
+def run_identity(path: str, session_id: str | None, cwd: str | None) -> RunIdentity:
+    """The run a file holds, from its path and the session id and cwd its lines carry."""
+    kind, parent = _file_kind(path)
+    stem = Path(path).stem
+    session = session_id or (parent if parent else stem)
+    if kind == "session":
+        run_id, parent_id = stem, None
+    else:
+        parent_id = parent or session_id
+        run_id = f"{parent_id}/{stem}" if parent_id else stem
+    return RunIdentity(kind, run_id, parent_id, session, _project(path, kind, cwd))
+
+
+def run_meta(version: str | None, cwd: str | None, branch: str | None, agent: str | None) -> dict[str, Any]:
+    meta: dict[str, Any] = {}
+    if version:
+        meta["version"] = version
+    if cwd:
+        meta["cwd"] = cwd
+    if branch:
+        meta["git_branch"] = branch
+    if agent:
+        meta["agent_id"] = agent
+    return meta
+
+
 def build_runs(states: Iterable[FileState], *, with_requests: bool) -> tuple[list[Run], dict[str, int]]:
     """Runs from scanned files, each response counted once across all files.
 
@@ -466,15 +574,8 @@ def build_runs(states: Iterable[FileState], *, with_requests: bool) -> tuple[lis
     runs: list[Run] = []
     for i, st in enumerate(ordered):
         counters["synthetic"] += st.synthetic
-        kind, parent = _file_kind(st.path)
-        stem = Path(st.path).stem
-        session = st.session_id or (parent if parent else stem)
-        if kind == "session":
-            run_id = stem
-            parent_id = None
-        else:
-            parent_id = parent or st.session_id
-            run_id = f"{parent_id}/{stem}" if parent_id else stem
+        ident = run_identity(st.path, st.session_id, st.cwd)
+        kind, run_id, parent_id, session = ident.kind, ident.run_id, ident.parent_id, ident.session
         main: list[Turn] = []
         side: list[Turn] = []
         for r in st.resps:
@@ -485,16 +586,8 @@ def build_runs(states: Iterable[FileState], *, with_requests: bool) -> tuple[lis
                 counters["lower_bound"] += 1
             counters["responses"] += 1
             (side if r.sidechain and kind == "session" else main).append(turn)
-        meta: dict[str, Any] = {}
-        if st.version:
-            meta["version"] = st.version
-        if st.cwd:
-            meta["cwd"] = st.cwd
-        if st.git_branch:
-            meta["git_branch"] = st.git_branch
-        if st.agent_id:
-            meta["agent_id"] = st.agent_id
-        project = _project(st.path, kind, st.cwd)
+        meta = run_meta(st.version, st.cwd, st.git_branch, st.agent_id)
+        project = ident.project
         if main:
             runs.append(
                 Run(
@@ -512,7 +605,7 @@ def build_runs(states: Iterable[FileState], *, with_requests: bool) -> tuple[lis
         if side:
             runs.append(
                 Run(
-                    run_id=f"{session}/sidechain",
+                    run_id=ident.side_id,
                     turns=tuple(side),
                     source=SOURCE,
                     kind="subagent",
@@ -525,15 +618,24 @@ def build_runs(states: Iterable[FileState], *, with_requests: bool) -> tuple[lis
     return runs, counters
 
 
+def is_exact(r: Resp) -> bool:
+    """Whether a response's input and output are final (else the stream-start lower bounds)."""
+    return r.final or r.output_tokens > r.first_output
+
+
+def service_tier(r: Resp) -> str:
+    return r.service_tier if r.service_tier in ("standard", "batch", "priority") else "standard"
+
+
 def _turn(r: Resp, with_requests: bool, is_compaction: bool) -> Turn:
-    quality = _EXACT if (r.final or r.output_tokens > r.first_output) else _LOWER
+    quality = _EXACT if is_exact(r) else _LOWER
     meta = _NO_META
     if with_requests and r.visible >= 0:
         visible = r.visible
         if tokenizer_for(r.model) == "v2":
             visible = math.ceil(visible * V2_FACTOR)
         meta = {"visible_tokens": visible}
-    tier = r.service_tier if r.service_tier in ("standard", "batch", "priority") else "standard"
+    tier = service_tier(r)
     return Turn(
         model=r.model,
         usage=Usage(
