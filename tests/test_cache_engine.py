@@ -387,3 +387,80 @@ def test_changing_a_byte_before_the_breakpoint_turns_the_read_into_a_write(
     res = eng.process(mutated, at=1.0)
     assert res.usage.cache_read == 0
     assert res.usage.cache_write_5m == req.tokens_through(bp - 1)
+
+
+# -- review fixes ------------------------------------------------------------------------------
+
+
+def test_concurrent_rewrite_keeps_the_first_writers_readability() -> None:
+    eng = CacheEngine()
+    req = make_request(10, {10: "5m"})
+    eng.process(req, at=0.0, ttft=10.0)
+    assert eng.process(req, at=1.0, ttft=10.0).usage.cache_read == 0  # pending: a miss
+    assert eng.process(req, at=10.5).usage.cache_read == 3000  # the first write is readable
+
+
+def _thinking_turns(model: str, with_third: bool) -> dict[str, Any]:
+    big = "context " * 5000
+    msgs: list[dict[str, Any]] = [
+        {"role": "user", "content": big},
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "thinking", "thinking": "let me look " * 50, "signature": "sig"},
+                {"type": "tool_use", "id": "t1", "name": "read", "input": {"path": "a.py"}},
+            ],
+        },
+        {
+            "role": "user",
+            "content": [
+                {
+                    "type": "tool_result",
+                    "tool_use_id": "t1",
+                    "content": "x = 1",
+                    "cache_control": {"type": "ephemeral"},
+                }
+            ],
+        },
+    ]
+    if with_third:
+        msgs += [
+            {"role": "assistant", "content": "done"},
+            {
+                "role": "user",
+                "content": [{"type": "text", "text": "next", "cache_control": {"type": "ephemeral"}}],
+            },
+        ]
+    return {
+        "model": model,
+        "max_tokens": 100,
+        "thinking": {"type": "enabled", "budget_tokens": 2000},
+        "messages": msgs,
+    }
+
+
+@pytest.mark.parametrize(("model", "reads"), [("claude-haiku-4-5", False), ("claude-opus-4-6", True)])
+def test_prior_turn_thinking_dropped_by_the_model_breaks_the_prefix(model: str, reads: bool) -> None:
+    eng = CacheEngine()
+    turn2 = parse_request(_thinking_turns(model, with_third=False))
+    assert any(b.kind == "thinking" and b.tokens > 0 for b in turn2.blocks)  # the current turn keeps it
+    eng.process(turn2, at=0)
+    turn3 = parse_request(_thinking_turns(model, with_third=True))
+    assert any(b.kind.startswith("thinking") and (b.tokens == 0) != reads for b in turn3.blocks)
+    assert (eng.process(turn3, at=5).usage.cache_read > 0) is reads
+
+
+def test_cache_control_on_a_thinking_block_caches_nothing() -> None:
+    body = _thinking_turns("claude-opus-4-6", with_third=False)
+    body["messages"][1]["content"][0]["cache_control"] = {"type": "ephemeral"}
+    req = parse_request(body)
+    res = CacheEngine().process(req, at=0)
+    assert [o.block_index for o in res.breakpoints] == [req.breakpoints[-1]]
+
+
+def test_spelled_out_defaults_do_not_change_the_prompt() -> None:
+    base = {"model": "claude-opus-5-5", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}
+    plain = parse_request(base)
+    assert parse_request({**base, "thinking": {"type": "disabled"}}).params == plain.params
+    assert parse_request({**base, "output_config": {"effort": "medium"}}).params == plain.params
+    assert parse_request({**base, "output_config": {"effort": "high"}}).params != plain.params

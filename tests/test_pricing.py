@@ -417,19 +417,19 @@ def test_cli_table() -> None:
     result = CliRunner().invoke(prices, [])
     assert result.exit_code == 0, result.output
     assert "claude-opus-4-7" in result.output and "unknown" in result.output
-    assert "claude-3-opus-20240229" not in result.output  # retired: only with --all
-    result = CliRunner().invoke(prices, ["--all"])
-    assert result.exit_code == 0 and "claude-3-opus-20240229" in result.output
+    assert "claude-3-opus-20240229" in result.output  # retired models are listed (dimmed)
+    result = CliRunner().invoke(prices, ["--active"])
+    assert result.exit_code == 0 and "claude-3-opus-20240229" not in result.output
 
 
 def test_cli_json() -> None:
-    result = CliRunner().invoke(prices, ["--json", "--all"])
+    result = CliRunner().invoke(prices, ["--json"])
     assert result.exit_code == 0, result.output
     rows = json.loads(result.output)
     assert {r["id"] for r in rows} == {m.id for m in all_models()}
     haiku55 = next(r for r in rows if r["id"] == "claude-haiku-5-5")
     assert haiku55["input"] is None and haiku55["price_known"] is False
-    result = CliRunner().invoke(prices, ["--json"])
+    result = CliRunner().invoke(prices, ["--json", "--active"])
     assert result.exit_code == 0 and all(r["status"] != "retired" for r in json.loads(result.output))
 
 

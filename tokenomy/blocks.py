@@ -17,6 +17,7 @@ from typing import Any
 import msgspec
 
 from tokenomy.model import TTL, Block, Request, Section
+from tokenomy.pricing import model_info
 from tokenomy.tokens import (
     BLOCK_OVERHEAD,
     DEFAULT_COUNTER,
@@ -29,10 +30,14 @@ from tokenomy.tokens import (
 )
 
 # Blocks that may not carry cache_control (spec §2.2); they still belong to the prefix.
-_UNCACHEABLE_KINDS = frozenset({"thinking", "redacted_thinking"})
+_UNCACHEABLE_KINDS = frozenset(
+    {"thinking", "redacted_thinking", "thinking:dropped", "redacted_thinking:dropped"}
+)
 _RUN_KINDS = frozenset({"tool_use", "tool_result"})
 _IMAGE_KINDS = frozenset({"image", "document"})
 _HASH_SIZE = 16
+# (section, kind, path, canonical bytes, tokens, ttl, role) of one block before hashing
+_Raw = tuple[Section, str, tuple[str | int, ...], bytes, int, "TTL | None", str]
 
 
 _ENCODER = msgspec.json.Encoder()
@@ -141,22 +146,32 @@ def _count_tool(tool: Mapping[str, Any], counter: TokenCounter, tokenizer: str) 
     return TOOL_DEF_OVERHEAD + counter.count_text(_text_of(_strip_cache_control(tool)), tokenizer)
 
 
-def _params(body: Mapping[str, Any], betas: Sequence[str], has_images: bool) -> dict[Section, bytes]:
+def _params(
+    body: Mapping[str, Any], betas: Sequence[str], has_images: bool, model: str
+) -> dict[Section, bytes]:
     """Prompt-affecting parameters per cache level (spec §2.7).
 
     The thinking row of §2.7 is model-specific; the documented reading (PC-May26) invalidates
-    only messages, which is what this does.
+    only messages, which is what this does. Spelling out a default (``tool_choice`` auto,
+    ``thinking`` disabled, the model's default effort) is the same as omitting it.
     """
     tool_choice = body.get("tool_choice")
     if tool_choice == {"type": "auto"}:
         tool_choice = None
+    thinking = body.get("thinking")
+    if thinking == {"type": "disabled"}:
+        thinking = None
     output_config = body.get("output_config")
     effort = output_config.get("effort") if isinstance(output_config, Mapping) else None
+    if effort is not None:
+        info = model_info(model)
+        if info is not None and effort == info.default_effort:
+            effort = None
     fmt = output_config.get("format") if isinstance(output_config, Mapping) else None
     system_level = {"speed": body.get("speed") if body.get("speed") != "standard" else None}
     messages_level = {
         "tool_choice": tool_choice,
-        "thinking": body.get("thinking"),
+        "thinking": thinking,
         "effort": effort,
         "format": fmt if fmt is not None else body.get("output_format"),
         "context_management": body.get("context_management"),
@@ -185,7 +200,7 @@ def parse_request(
     counter = counter or DEFAULT_COUNTER
     model = str(body.get("model", ""))
     tokenizer = tokenizer_for(model)
-    raw: list[tuple[Section, str, tuple[str | int, ...], bytes, int, TTL | None, str]] = []
+    raw: list[_Raw] = []
 
     tools = body.get("tools")
     if isinstance(tools, list):
@@ -234,53 +249,7 @@ def parse_request(
                     )
                 )
 
-    has_images = False
-    messages = body.get("messages")
-    n_messages = 0
-    if isinstance(messages, list):
-        # thinking of earlier assistant turns is dropped from the prompt on some models (spec §3.8)
-        last_assistant = max(
-            (i for i, m in enumerate(messages) if isinstance(m, Mapping) and m.get("role") == "assistant"),
-            default=-1,
-        )
-        strip_thinking = not keeps_prior_thinking(model)
-        for mi, msg in enumerate(messages):
-            if not isinstance(msg, Mapping):
-                continue
-            n_messages += 1
-            role = str(msg.get("role", ""))
-            content = msg.get("content")
-            if isinstance(content, str):
-                data = canonical_json({"text": content})
-                raw.append(
-                    (
-                        "messages",
-                        "text",
-                        ("messages", mi, "content", 0),
-                        data,
-                        BLOCK_OVERHEAD + counter.count_text(content, tokenizer),
-                        None,
-                        role,
-                    )
-                )
-            elif isinstance(content, list):
-                for ci, blk in enumerate(content):
-                    if not isinstance(blk, Mapping):
-                        continue
-                    kind, data = block_canonical(blk)
-                    has_images = has_images or kind in _IMAGE_KINDS or _has_image(blk)
-                    dropped = strip_thinking and kind in _UNCACHEABLE_KINDS and mi < last_assistant
-                    raw.append(
-                        (
-                            "messages",
-                            kind,
-                            ("messages", mi, "content", ci),
-                            data,
-                            0 if dropped else _count_block(kind, blk, counter, tokenizer),
-                            _ttl_of(blk),
-                            role,
-                        )
-                    )
+    has_images, n_messages = _message_blocks(body.get("messages"), model, counter, tokenizer, raw)
 
     blocks: list[Block] = []
     h = hashlib.blake2b(digest_size=_HASH_SIZE)
@@ -331,12 +300,77 @@ def parse_request(
         model=model,
         blocks=tuple(blocks),
         overhead_tokens=overhead,
-        params=_params(body, betas, has_images),
+        params=_params(body, betas, has_images, model),
         auto_cache_ttl=_ttl_of(body),
         max_tokens=max_tokens if isinstance(max_tokens, int) and not isinstance(max_tokens, bool) else None,
         stream=body.get("stream") is True,
         body=body if keep_body else None,
     )
+
+
+def _opens_turn(msg: Any) -> bool:
+    """A user message that starts a new turn: text or media, not only tool results."""
+    if not isinstance(msg, Mapping) or msg.get("role") != "user":
+        return False
+    content = msg.get("content")
+    if not isinstance(content, list):
+        return True
+    return any(not (isinstance(b, Mapping) and b.get("type") == "tool_result") for b in content)
+
+
+def _message_blocks(
+    messages: Any, model: str, counter: TokenCounter, tokenizer: str, raw: list[_Raw]
+) -> tuple[bool, int]:
+    """Append the message content blocks to ``raw``; return (has images, message count)."""
+    has_images = False
+    n_messages = 0
+    if not isinstance(messages, list):
+        return has_images, n_messages
+    # Thinking of earlier turns is dropped from the prompt on some models (spec §3.8); the
+    # current turn (the assistant messages since the last user message that is more than
+    # tool results: one tool-use loop) keeps its thinking.
+    turn_start = max((i for i, m in enumerate(messages) if _opens_turn(m)), default=-1)
+    strip_thinking = not keeps_prior_thinking(model)
+    for mi, msg in enumerate(messages):
+        if not isinstance(msg, Mapping):
+            continue
+        n_messages += 1
+        role = str(msg.get("role", ""))
+        content = msg.get("content")
+        if isinstance(content, str):
+            data = canonical_json({"text": content})
+            raw.append(
+                (
+                    "messages",
+                    "text",
+                    ("messages", mi, "content", 0),
+                    data,
+                    BLOCK_OVERHEAD + counter.count_text(content, tokenizer),
+                    None,
+                    role,
+                )
+            )
+        elif isinstance(content, list):
+            for ci, blk in enumerate(content):
+                if not isinstance(blk, Mapping):
+                    continue
+                kind, data = block_canonical(blk)
+                has_images = has_images or kind in _IMAGE_KINDS or _has_image(blk)
+                dropped = strip_thinking and kind in _UNCACHEABLE_KINDS and mi < turn_start
+                if dropped:  # not in the prompt: what follows it no longer matches (spec §2.7)
+                    kind, data = kind + ":dropped", b""
+                raw.append(
+                    (
+                        "messages",
+                        kind,
+                        ("messages", mi, "content", ci),
+                        data,
+                        0 if dropped else _count_block(kind, blk, counter, tokenizer),
+                        _ttl_of(blk),
+                        role,
+                    )
+                )
+    return has_images, n_messages
 
 
 def _has_image(block: Mapping[str, Any]) -> bool:

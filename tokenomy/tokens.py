@@ -190,7 +190,32 @@ def _newest_model(tokenizer: str) -> str | None:
     return models[0].id if models else None
 
 
-class ApiCounter:
+class _FallbackOverhead:
+    """Per-request overheads come from the fallback estimator: no API reports them separately."""
+
+    _fallback: TokenCounter
+
+    def request_overhead(
+        self,
+        model: str,
+        *,
+        has_tools: bool,
+        forced_tool_choice: bool,
+        n_messages: int,
+        thinking: bool = False,
+        output_format: bool = False,
+    ) -> int:
+        return self._fallback.request_overhead(
+            model,
+            has_tools=has_tools,
+            forced_tool_choice=forced_tool_choice,
+            n_messages=n_messages,
+            thinking=thinking,
+            output_format=output_format,
+        )
+
+
+class ApiCounter(_FallbackOverhead):
     """Exact counts from the API's ``count_tokens`` endpoint (free, rate-limited; spec §5.1).
 
     ``count_fn`` takes a count_tokens body and returns its ``input_tokens``; build one from an
@@ -276,25 +301,6 @@ class ApiCounter:
                 self._cache.popitem(last=False)
         return n
 
-    def request_overhead(
-        self,
-        model: str,
-        *,
-        has_tools: bool,
-        forced_tool_choice: bool,
-        n_messages: int,
-        thinking: bool = False,
-        output_format: bool = False,
-    ) -> int:
-        return self._fallback.request_overhead(
-            model,
-            has_tools=has_tools,
-            forced_tool_choice=forced_tool_choice,
-            n_messages=n_messages,
-            thinking=thinking,
-            output_format=output_format,
-        )
-
 
 def _strip_markers(value: Any) -> Any:
     if isinstance(value, Mapping):
@@ -312,7 +318,7 @@ def prompt_key(body: Mapping[str, Any]) -> str:
     return hashlib.blake2b(data.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
-class RecordedCounter:
+class RecordedCounter(_FallbackOverhead):
     """Exact counts from recorded usage (logs, cassettes, the ledger); the estimator otherwise.
 
     ``record(body, total)`` stores the prompt total a response reported (input + cache writes
@@ -343,22 +349,3 @@ class RecordedCounter:
 
     def count_text(self, text: str, tokenizer: str = "legacy") -> int:
         return self._fallback.count_text(text, tokenizer)
-
-    def request_overhead(
-        self,
-        model: str,
-        *,
-        has_tools: bool,
-        forced_tool_choice: bool,
-        n_messages: int,
-        thinking: bool = False,
-        output_format: bool = False,
-    ) -> int:
-        return self._fallback.request_overhead(
-            model,
-            has_tools=has_tools,
-            forced_tool_choice=forced_tool_choice,
-            n_messages=n_messages,
-            thinking=thinking,
-            output_format=output_format,
-        )

@@ -181,3 +181,23 @@ def test_text_change_kinds(a: str, b: str, kind: str) -> None:
 
     assert _text_change(a, b, ("system", 0), 0).kind == kind
     assert classify_text_change(a, a + " ", "", "") == "whitespace"
+
+
+def test_usage_only_remembers_the_ttl_of_the_last_write() -> None:
+    """A turn that only read a 1h entry must not make a 10-minute gap look like a 5m expiry."""
+    from tokenomy.analysis.doctor import diagnose_run
+    from tokenomy.model import Run, Turn, Usage
+
+    def turn(at: float, **u: int) -> Turn:
+        return Turn(model="claude-sonnet-4-5", started_at=at, usage=Usage(**u))
+
+    run = Run(
+        run_id="r",
+        turns=(
+            turn(0, cache_write_1h=20_000, input_tokens=10, output_tokens=50),
+            turn(60, cache_read=20_000, cache_write_5m=0, input_tokens=10, output_tokens=50),
+            turn(60 + 600, cache_read=5_000, cache_write_1h=15_500, input_tokens=10, output_tokens=50),
+        ),
+    )
+    miss = diagnose_run(run).misses
+    assert miss and all(m.cause != "ttl_expired" for m in miss)

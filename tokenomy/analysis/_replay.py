@@ -54,6 +54,7 @@ class Step:
     service_tier: ServiceTier = "standard"
     recorded: Usage | None = None
     reconstructed: bool = False
+    kind: str = ""  # the run's kind ("session", "subagent", "compaction", ...): planners may use it
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -213,6 +214,7 @@ def build_workload(runs: Iterable[Run], *, model: str | None = None) -> Workload
                     service_tier=tier,
                     recorded=t.usage if model is None else None,
                     reconstructed=rebuilt_flag,
+                    kind="compaction" if t.is_compaction else run.kind,
                 )
             )
     steps.sort(key=lambda s: s.at)

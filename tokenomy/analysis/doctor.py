@@ -38,7 +38,7 @@ from tokenomy.analysis._doctor_evidence import (
 from tokenomy.analysis._doctor_fixes import fix_for, ttl_fix
 from tokenomy.cache import CacheEngine, CacheOptions, CacheResult, min_cacheable_tokens
 from tokenomy.errors import CacheControlError
-from tokenomy.model import TTL_SECONDS, Request, Run, Turn, Usage
+from tokenomy.model import TTL, TTL_SECONDS, Request, Run, Turn, Usage
 
 __all__ = [
     "CAUSES",
@@ -338,6 +338,7 @@ class _RunState:
         self.index = 0
         self.live = live
         self.long_gaps: list[float] = []  # bounded: only min and max are kept
+        self.last_write_ttl: TTL = "5m"  # usage only: the TTL of the run's latest cache write
 
     def step(self, turn: Turn) -> TurnCheck:
         self.index += 1
@@ -387,6 +388,8 @@ class _RunState:
                 check = self._byte_level(check, turn, turn.request, result, usage, prev, gap)
             else:
                 check = self._usage_only(check, turn, usage, prev, gap)
+        if usage.cache_write_1h or usage.cache_write_5m:
+            self.last_write_ttl = "1h" if usage.cache_write_1h else "5m"
         self.prev = _Prev(
             turn=turn, request=turn.request, result=result, usage=usage, at=at, index=self.index
         )
@@ -409,7 +412,8 @@ class _RunState:
             # this turn's own new tokens cannot be told apart from the re-written ones.
             missed = max(missed, usage.cache_creation_input_tokens)
         model, prev_model = check.model, prev.turn.model or ""
-        ttl = "1h" if pu.cache_write_1h > 0 else "5m"
+        # a turn that only read keeps the TTL its entry was written with
+        ttl: TTL = "1h" if pu.cache_write_1h > 0 else self.last_write_ttl
         also: list[str] = []
         if not same_model(model, prev_model):
             also.append(f"the model also changed ({prev_model} → {model})")

@@ -28,6 +28,7 @@ from tokenomy.analysis.policies import (
     apply_plan,
 )
 from tokenomy.cache import CacheEngine, CacheOptions
+from tokenomy.context import SIMULATE_TRANSFORMS
 from tokenomy.errors import UserError
 from tokenomy.model import Request, Run, Usage
 from tokenomy.pricing import cost
@@ -167,7 +168,9 @@ def replay(workload: Workload, policy: Policy, *, options: CacheOptions | None =
             result._add(step.recorded, step.request.model, step.run_id)
             result.requests += 1
             continue
-        ctx = PlanContext(run_id=step.run_id, turn_index=step.index, at=step.at, ttft=step.ttft)
+        ctx = PlanContext(
+            run_id=step.run_id, turn_index=step.index, at=step.at, ttft=step.ttft, meta={"kind": step.kind}
+        )
         request = step.request
         if isinstance(policy, TransformedPolicy):
             request, side = policy.rewrite(request, ctx)
@@ -191,7 +194,9 @@ def replay(workload: Workload, policy: Policy, *, options: CacheOptions | None =
 
 def _side_call(engine: CacheEngine, request: Request, output: int, step: Step, result: PolicyResult) -> None:
     """Bill a transform's extra request (a summary call) at the step's time."""
-    res = engine.process(request, at=step.at, ttft=step.ttft, output_tokens=output, service_tier=step.service_tier)
+    res = engine.process(
+        request, at=step.at, ttft=step.ttft, output_tokens=output, service_tier=step.service_tier
+    )
     before = result.cost_usd
     result._add(res.usage, request.model, step.run_id)
     result.side_calls += 1
@@ -222,18 +227,21 @@ def simulate(
     """Replay ``runs`` under each named policy (``oracle`` always included) and bill each.
 
     ``model`` re-targets every request to another model first (a routing what-if): prices,
-    minimum cacheable length and tokenizer family follow the new model. ``transforms`` adds
-    context policies by name (pass ``tokenomy.context.SIMULATE_TRANSFORMS``); each is replayed
-    as the transform followed by the ``tokenomy`` planner, after the caching policies.
+    minimum cacheable length and tokenizer family follow the new model. The context policies
+    (``mask``, ``mask_naive``, ``context_editing``, ``compact``: ``tokenomy.context``) are known
+    by name; ``transforms`` replaces that registry. Each is replayed as the transform followed
+    by the ``tokenomy`` planner, after the caching policies.
     """
     workload = runs if isinstance(runs, Workload) else build_workload(runs, model=model)
     names = list(dict.fromkeys([*policies, "none", "oracle"]))
-    extra = dict(transforms or {})
+    extra = dict(SIMULATE_TRANSFORMS if transforms is None else transforms)
     for n in names:
         if n not in POLICY_NAMES and n not in extra:
             known = [*POLICY_NAMES, *extra]
             raise UserError(f"unknown policy {n!r}: choose from {', '.join(known)}")
-    ordered = [n for n in POLICY_NAMES if n in names] + [n for n in extra if n in names and n not in POLICY_NAMES]
+    ordered = [n for n in POLICY_NAMES if n in names] + [
+        n for n in extra if n in names and n not in POLICY_NAMES
+    ]
     results = {n: replay(workload, make_policy(n, workload, extra), options=options) for n in ordered}
     return SimulationResult(
         runs=workload.runs, requests=len(workload.steps), policies=results, notes=workload.notes

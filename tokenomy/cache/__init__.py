@@ -246,14 +246,24 @@ class CacheEngine:
                         entry.expires_at = now + ttl_s
                 if wrote:
                     blk = blocks[bp_index]
-                    entries[(workspace, model, sect[blk.section], blk.prefix_hash)] = Entry(
-                        ttl=ttl,
-                        tokens=tokens,
-                        written_at=now,
-                        available_at=available,
-                        expires_at=now + TTL_SECONDS[ttl],
-                        block_index=bp_index,
-                    )
+                    key = (workspace, model, sect[blk.section], blk.prefix_hash)
+                    prior = entries.get(key)
+                    if prior is not None and prior.expires_at > now:
+                        # a concurrent re-write of a pending entry: the earlier writer's first
+                        # token still makes it readable; keep the longest life and TTL
+                        prior.available_at = min(prior.available_at, available)
+                        prior.expires_at = max(prior.expires_at, now + TTL_SECONDS[ttl])
+                        if ttl == "1h":
+                            prior.ttl = "1h"
+                    else:
+                        entries[key] = Entry(
+                            ttl=ttl,
+                            tokens=tokens,
+                            written_at=now,
+                            available_at=available,
+                            expires_at=now + TTL_SECONDS[ttl],
+                            block_index=bp_index,
+                        )
                     written.append(bp_index)
             outcomes.append(
                 BreakpointOutcome(

@@ -38,6 +38,10 @@ def effective_breakpoints(request: Request, *, max_breakpoints: int = 4) -> list
     """
     auto = request.auto_cache_ttl
     explicit = request.explicit_breakpoints
+    if any(not request.blocks[i].cacheable for i, _ in explicit):
+        # thinking and empty text blocks cannot carry cache_control (the API refuses them; the
+        # validator says so in its words): in logs, such a marker caches nothing
+        explicit = tuple((i, ttl) for i, ttl in explicit if request.blocks[i].cacheable)
     if auto is None and len(explicit) <= max_breakpoints and _ordered(explicit):
         return [(i, ttl, False) for i, ttl in explicit]  # the common case, checked cheaply
     bps: list[tuple[int, TTL, bool]] = [(i, ttl, False) for i, ttl in explicit]

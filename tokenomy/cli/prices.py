@@ -71,8 +71,8 @@ def _as_json(info: ModelInfo) -> dict[str, Any]:
     return {f.name: getattr(info, f.name) for f in dataclasses.fields(info)}
 
 
-def _models(show_all: bool) -> list[ModelInfo]:
-    return [m for m in all_models() if show_all or m.status != "retired"]
+def _models(active_only: bool) -> list[ModelInfo]:
+    return [m for m in all_models() if not active_only or m.status != "retired"]
 
 
 def markdown_table(models: list[ModelInfo] | None = None) -> str:
@@ -130,7 +130,7 @@ def _show_one(console: Console, query: str, as_json: bool) -> None:
     if info is None:
         raise UserError(
             f"unknown model {query!r}: no model in the price table matches it; "
-            "run `tokenomy prices --all` to list the known ids"
+            "run `tokenomy prices` to list the known ids"
         )
     console.print(_table([info], title=info.name))
     if res.note:
@@ -176,14 +176,20 @@ def _show_one(console: Console, query: str, as_json: bool) -> None:
 
 @click.command("prices")
 @click.argument("model", required=False)
-@click.option("--all", "show_all", is_flag=True, help="Include retired models (shown dimmed).")
+@click.option(
+    "--active", "active_only", is_flag=True, help="Leave out retired models (shown dimmed by default)."
+)
+@click.option(
+    "--all", "show_all", is_flag=True, hidden=True, help="Every model (the default; kept for scripts)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON: a list of model objects.")
 @click.option("--markdown", is_flag=True, help="Print the table as Markdown (as in docs/pricing.md).")
-def prices(model: str | None, show_all: bool, as_json: bool, markdown: bool) -> None:
+def prices(model: str | None, active_only: bool, show_all: bool, as_json: bool, markdown: bool) -> None:
     """Show the price table (USD per million tokens), or how MODEL is priced.
 
     MODEL may be any id a log holds: an alias, a dated, Bedrock or Vertex id; the note says
-    when it was priced as a relative. Retired models are hidden unless --all is given.
+    when it was priced as a relative. Retired models are listed (dimmed) so old logs can be
+    priced; --active leaves them out.
     """
     console = Console()
     if not console.is_terminal:  # a pipe or a file: never squeeze the table into 80 columns
@@ -191,7 +197,7 @@ def prices(model: str | None, show_all: bool, as_json: bool, markdown: bool) -> 
     if model is not None:
         _show_one(console, model, as_json)
         return
-    models = _models(show_all)
+    models = _models(active_only and not show_all)
     if as_json:
         click.echo(json.dumps([_as_json(m) for m in models], indent=2))
     elif markdown:
@@ -200,4 +206,4 @@ def prices(model: str | None, show_all: bool, as_json: bool, markdown: bool) -> 
         console.print(_table(models))
         hidden = len(all_models()) - len(models)
         if hidden:
-            console.print(f"{hidden} retired models hidden; --all shows them.", style="dim")
+            console.print(f"{hidden} retired models left out (--active).", style="dim")

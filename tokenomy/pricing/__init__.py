@@ -82,6 +82,7 @@ class ModelInfo:
     source: str
     checked: str
     retire_not_before: str | None = None
+    default_effort: str | None = None  # output_config.effort when omitted (spec §3.8)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -235,6 +236,7 @@ def _parse_model(entry: Mapping[str, Any], index: int, default_checked: str) -> 
         deprecated=_str(entry, "deprecated", where),
         retired=_str(entry, "retired", where),
         retire_not_before=_str(entry, "retire_not_before", where),
+        default_effort=_str(entry, "default_effort", where),
         source=_str(entry, "source", where, required=True) or "",
         checked=_str(entry, "checked", where) or default_checked,
     )
