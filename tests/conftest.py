@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import anthropic
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,6 +51,23 @@ def _loopback_only() -> Iterator[None]:
     yield
     socket.socket.connect = _real_connect  # type: ignore[method-assign]
     socket.socket.connect_ex = _real_connect_ex  # type: ignore[method-assign]
+
+
+@pytest.fixture(autouse=True)
+def _close_sdk_clients(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Close every sync SDK client a test made: an unclosed pooled socket would otherwise be
+    reported (as an unraisable warning, an error here) on whichever test runs at GC time."""
+    made: list[anthropic.Anthropic] = []
+
+    class Recorded(anthropic.Anthropic):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(anthropic, "Anthropic", Recorded)
+    yield
+    for client in made:
+        client.close()
 
 
 @pytest.fixture(autouse=True)

@@ -464,3 +464,17 @@ def test_spelled_out_defaults_do_not_change_the_prompt() -> None:
     assert parse_request({**base, "thinking": {"type": "disabled"}}).params == plain.params
     assert parse_request({**base, "output_config": {"effort": "medium"}}).params == plain.params
     assert parse_request({**base, "output_config": {"effort": "high"}}).params != plain.params
+
+
+def test_a_blocks_own_key_order_is_not_the_prompt_but_its_inputs_is() -> None:
+    def body(block: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "model": "claude-sonnet-4-6",
+            "messages": [{"role": "user", "content": "go"}, {"role": "assistant", "content": [block]}],
+        }
+
+    recorded = {"type": "tool_use", "id": "t1", "name": "read", "input": {"path": "a", "line": 3}}
+    dumped = {"id": "t1", "input": {"path": "a", "line": 3}, "name": "read", "type": "tool_use"}
+    reordered_input = {"type": "tool_use", "id": "t1", "name": "read", "input": {"line": 3, "path": "a"}}
+    h = [parse_request(body(b)).blocks[-1].prefix_hash for b in (recorded, dumped, reordered_input)]
+    assert h[0] == h[1] and h[0] != h[2]

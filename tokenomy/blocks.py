@@ -79,7 +79,10 @@ def keeps_prior_thinking(model: str) -> bool:
 
 
 def _strip_cache_control(obj: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in obj.items() if k != "cache_control"}
+    """The block without its marker, top-level keys sorted: a block's own fields (``type``,
+    ``id``, ``name``, ``input``) are not rendered in the order a client serialised them, while
+    the order *inside* ``input`` and ``input_schema`` is, and is kept."""
+    return {k: obj[k] for k in sorted(obj) if k != "cache_control"}
 
 
 def _ttl_of(obj: Any) -> TTL | None:
@@ -195,7 +198,7 @@ def parse_request(
     """Parse a Messages API body (assumed structurally valid) into a ``Request``.
 
     Malformed parts are skipped rather than raised on: validation with the API's own messages
-    is the emulator's and gateway's job (``tokenomy.emulator.validate``).
+    is the emulator's and gateway's job (``tokenomy.validate``).
     """
     counter = counter or DEFAULT_COUNTER
     model = str(body.get("model", ""))

@@ -71,7 +71,9 @@ class Rules:
 
 EMULATOR = Rules()
 GATEWAY = Rules(models="any", known_blocks=False)
-BATCH = Rules(models="resolve", allow_retired=True)
+# A batch is paid for and waited on: an id the price table does not know exactly, or a retired
+# one, is reported with its line number before anything is submitted.
+BATCH = Rules(models="exact", allow_retired=False)
 
 BLOCK_TYPES = frozenset(
     {
@@ -110,6 +112,7 @@ _OPTIONAL_TYPES: tuple[tuple[str, type | tuple[type, ...], str], ...] = (
     ("stop_sequences", list, "a valid list"),
     ("service_tier", str, "a valid string"),
 )
+_MAP = (dict, Mapping)  # a parsed body holds dicts: testing dict first skips the ABC check
 _NON_EMPTY = "all messages must have non-empty content except for the optional final assistant message"
 
 
@@ -184,46 +187,49 @@ def _check_cache_control(obj: Mapping[str, Any], path: str) -> None:
     if cc is None:
         return
     where = f"{path}.cache_control" if path else "cache_control"
-    if not isinstance(cc, Mapping) or cc.get("type") != "ephemeral":
+    if not isinstance(cc, _MAP) or cc.get("type") != "ephemeral":
         raise _bad(f"{where}.type: Input should be 'ephemeral'")
     ttl = cc.get("ttl")
     if ttl is not None and ttl not in ("5m", "1h"):
         raise _bad(f"{where}.ttl: Input should be '5m' or '1h'")
 
 
-def _check_block(block: Any, path: str, rules: Rules) -> None:
-    if not isinstance(block, Mapping):
-        raise _bad(f"{path}: Input should be a valid dictionary or object to extract fields from")
+def _check_block(block: Any, at: str, j: int, rules: Rules) -> str:
+    """One content block of ``messages.N.content`` (``at`` is ``messages.N``); returns its type.
+    Paths are formatted only on error: this runs for every block of every request."""
+    if not isinstance(block, _MAP):
+        raise _bad(f"{at}.content.{j}: Input should be a valid dictionary or object to extract fields from")
     kind = block.get("type")
     if not isinstance(kind, str):
-        raise _bad(f"{path}.type: Field required")
-    if rules.known_blocks and kind not in BLOCK_TYPES:
-        raise _bad(f"{path}: Input tag '{kind}' found using 'type' does not match any of the expected tags")
+        raise _bad(f"{at}.content.{j}.type: Field required")
     if kind == "text":
         text = block.get("text")
         if not isinstance(text, str):
-            raise _bad(
-                f"{path}.text: Field required"
-                if text is None
-                else f"{path}.text: Input should be a valid string"
-            )
+            what = "Field required" if text is None else "Input should be a valid string"
+            raise _bad(f"{at}.content.{j}.text: {what}")
         if not text:
             raise _bad("messages: text content blocks must be non-empty")
     elif kind == "tool_use":
         for key in ("id", "name"):
             if not isinstance(block.get(key), str):
-                raise _bad(f"{path}.{key}: Field required")
-        if not isinstance(block.get("input"), Mapping):
-            raise _bad(f"{path}.input: Input should be a valid dictionary")
+                raise _bad(f"{at}.content.{j}.{key}: Field required")
+        if not isinstance(block.get("input"), _MAP):
+            raise _bad(f"{at}.content.{j}.input: Input should be a valid dictionary")
     elif kind == "tool_result":
         if not isinstance(block.get("tool_use_id"), str):
-            raise _bad(f"{path}.tool_use_id: Field required")
+            raise _bad(f"{at}.content.{j}.tool_use_id: Field required")
         inner = block.get("content")
         if inner is not None and not isinstance(inner, (str, list)):
-            raise _bad(f"{path}.content: Input should be a valid string or list")
+            raise _bad(f"{at}.content.{j}.content: Input should be a valid string or list")
+    elif rules.known_blocks and kind not in BLOCK_TYPES:
+        raise _bad(
+            f"{at}.content.{j}: Input tag '{kind}' found using 'type' does not match any of the expected tags"
+        )
     elif kind in ("thinking", "redacted_thinking") and "cache_control" in block:
-        raise _bad(f"{path}.cache_control: Extra inputs are not permitted")
-    _check_cache_control(block, path)
+        raise _bad(f"{at}.content.{j}.cache_control: Extra inputs are not permitted")
+    if "cache_control" in block:
+        _check_cache_control(block, f"{at}.content.{j}")
+    return kind
 
 
 def _check_system(system: Any, prefix: str) -> None:
@@ -232,12 +238,11 @@ def _check_system(system: Any, prefix: str) -> None:
     if not isinstance(system, list):
         raise _bad(f"{prefix}system: Input should be a valid string or a list of text blocks")
     for i, blk in enumerate(system):
-        path = f"{prefix}system.{i}"
-        if not isinstance(blk, Mapping) or blk.get("type") != "text":
-            raise _bad(f"{path}.type: Input should be 'text'")
+        if not isinstance(blk, _MAP) or blk.get("type") != "text":
+            raise _bad(f"{prefix}system.{i}.type: Input should be 'text'")
         if not isinstance(blk.get("text"), str) or not blk["text"]:
             raise _bad("system: text content blocks must be non-empty")
-        _check_cache_control(blk, path)
+        _check_cache_control(blk, f"{prefix}system.{i}")
 
 
 def _check_tools(tools: Any, prefix: str) -> None:
@@ -247,21 +252,22 @@ def _check_tools(tools: Any, prefix: str) -> None:
         raise _bad(f"{prefix}tools: Input should be a valid list")
     names: set[str] = set()
     for i, tool in enumerate(tools):
-        path = f"{prefix}tools.{i}"
-        if not isinstance(tool, Mapping):
-            raise _bad(f"{path}: Input should be a valid dictionary")
+        if not isinstance(tool, _MAP):
+            raise _bad(f"{prefix}tools.{i}: Input should be a valid dictionary")
         name = tool.get("name")
         if not isinstance(name, str) or not name:
-            raise _bad(f"{path}.name: Field required")
-        if tool.get("type") in (None, "custom") and not isinstance(tool.get("input_schema"), Mapping):
-            raise _bad(f"{path}.custom.input_schema: Field required")
+            raise _bad(f"{prefix}tools.{i}.name: Field required")
+        if tool.get("type") in (None, "custom") and not isinstance(tool.get("input_schema"), _MAP):
+            raise _bad(f"{prefix}tools.{i}.custom.input_schema: Field required")
         if name in names:
             raise _bad(f"{prefix}tools: Tool names must be unique.")
         names.add(name)
-        _check_cache_control(tool, path)
+        _check_cache_control(tool, f"{prefix}tools.{i}")
 
 
 def _check_messages_list(messages: Any, prefix: str, rules: Rules) -> None:
+    """Every message and block, then the tool_use/tool_result pairing: the shape is checked in
+    full before a pairing error is raised, as the API reports field errors first."""
     if messages is None:
         raise _bad(f"{prefix}messages: Field required")
     if not isinstance(messages, list):
@@ -269,55 +275,56 @@ def _check_messages_list(messages: Any, prefix: str, rules: Rules) -> None:
     if not messages:
         raise _bad(f"{prefix}messages: at least one message is required")
     last = len(messages) - 1
+    pairing: ApiRequestError | None = None
+    prev_uses: list[str] = []  # tool_use ids of the previous (assistant) message
     for i, msg in enumerate(messages):
-        path = f"{prefix}messages.{i}"
-        if not isinstance(msg, Mapping):
-            raise _bad(f"{path}: Input should be a valid dictionary")
+        at = f"{prefix}messages.{i}"
+        if not isinstance(msg, _MAP):
+            raise _bad(f"{at}: Input should be a valid dictionary")
         role = msg.get("role")
-        if role not in ("user", "assistant"):
-            raise _bad(f"{path}.role: Input should be 'user' or 'assistant'")
+        if role != "user" and role != "assistant":
+            raise _bad(f"{at}.role: Input should be 'user' or 'assistant'")
         if "content" not in msg:
-            raise _bad(f"{path}.content: Field required")
+            raise _bad(f"{at}.content: Field required")
         content = msg["content"]
         if not isinstance(content, (str, list)):
-            raise _bad(f"{path}.content: Input should be a valid string or a list of content blocks")
+            raise _bad(f"{at}.content: Input should be a valid string or a list of content blocks")
         if not content and not (i == last and role == "assistant"):
-            raise _bad(f"{path}: {_NON_EMPTY}")
+            raise _bad(f"{at}: {_NON_EMPTY}")
+        uses: list[str] = []
+        results: list[str] = []
         if isinstance(content, list):
             for j, blk in enumerate(content):
-                _check_block(blk, f"{path}.content.{j}", rules)
-    _check_tool_pairs(messages, prefix)
+                kind = _check_block(blk, at, j, rules)
+                if kind == "tool_use":
+                    uses.append(blk["id"])
+                elif kind == "tool_result":
+                    results.append(blk["tool_use_id"])
+        if pairing is None:
+            pairing = _pairing_error(prev_uses, results, i, prefix)
+        prev_uses = uses if role == "assistant" else []
+    if pairing is not None:
+        raise pairing
 
 
-def _tool_ids(content: Any, kind: str, key: str) -> list[str]:
-    if not isinstance(content, list):
-        return []
-    return [str(b.get(key)) for b in content if isinstance(b, Mapping) and b.get("type") == kind]
-
-
-def _check_tool_pairs(messages: list[Any], prefix: str) -> None:
+def _pairing_error(prev_uses: list[str], results: list[str], i: int, prefix: str) -> ApiRequestError | None:
     """Each tool_use needs a tool_result in the next message, and each tool_result a tool_use
     in the previous one (the API's two messages, verbatim)."""
-    prev_uses: list[str] = []
-    for i, msg in enumerate(messages):
-        content = msg.get("content")
-        results = _tool_ids(content, "tool_result", "tool_use_id")
-        stray = [r for r in results if r not in prev_uses]
-        if stray:
-            raise _bad(
-                f"{prefix}messages.{i}.content.0: unexpected `tool_use_id` found in `tool_result` blocks: "
-                f"{', '.join(stray)}. Each `tool_result` block must have a corresponding `tool_use` block "
-                "in the previous message."
-            )
-        if prev_uses:
-            missing = [u for u in prev_uses if u not in results]
-            if missing:
-                raise _bad(
-                    f"{prefix}messages.{i - 1}: `tool_use` ids were found without `tool_result` blocks "
-                    f"immediately after: {', '.join(missing)}. Each `tool_use` block must have a "
-                    "corresponding `tool_result` block in the next message."
-                )
-        prev_uses = _tool_ids(content, "tool_use", "id") if msg.get("role") == "assistant" else []
+    stray = [r for r in results if r not in prev_uses]
+    if stray:
+        return _bad(
+            f"{prefix}messages.{i}.content.0: unexpected `tool_use_id` found in `tool_result` blocks: "
+            f"{', '.join(stray)}. Each `tool_result` block must have a corresponding `tool_use` block "
+            "in the previous message."
+        )
+    missing = [u for u in prev_uses if u not in results]
+    if missing:
+        return _bad(
+            f"{prefix}messages.{i - 1}: `tool_use` ids were found without `tool_result` blocks "
+            f"immediately after: {', '.join(missing)}. Each `tool_use` block must have a "
+            "corresponding `tool_result` block in the next message."
+        )
+    return None
 
 
 # -- generation parameters ---------------------------------------------------------------------
@@ -358,7 +365,7 @@ def _check_types(body: Mapping[str, Any], prefix: str) -> None:
 
 def _check_thinking(body: Mapping[str, Any], max_tokens: int | None, prefix: str) -> None:
     thinking = body.get("thinking")
-    if not isinstance(thinking, Mapping) or thinking.get("type") != "enabled":
+    if not isinstance(thinking, _MAP) or thinking.get("type") != "enabled":
         return
     budget = thinking.get("budget_tokens")
     if not isinstance(budget, int) or isinstance(budget, bool) or budget < 1024:
@@ -374,12 +381,12 @@ def _check_prewarm(body: Mapping[str, Any], prefix: str) -> None:
     thinking = body.get("thinking")
     conflicts = [
         ("stream: true", body.get("stream") is True),
-        ("thinking.type: 'enabled'", isinstance(thinking, Mapping) and thinking.get("type") == "enabled"),
+        ("thinking.type: 'enabled'", isinstance(thinking, _MAP) and thinking.get("type") == "enabled"),
         (
             "output_config.format",
-            isinstance(output_config, Mapping) and output_config.get("format") is not None,
+            isinstance(output_config, _MAP) and output_config.get("format") is not None,
         ),
-        ("tool_choice 'any' or 'tool'", isinstance(tc, Mapping) and tc.get("type") in ("any", "tool")),
+        ("tool_choice 'any' or 'tool'", isinstance(tc, _MAP) and tc.get("type") in ("any", "tool")),
     ]
     for what, present in conflicts:
         if present:

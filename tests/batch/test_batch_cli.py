@@ -37,13 +37,22 @@ def test_bad_input_is_listed_and_nothing_is_submitted(
 ) -> None:
     f = write_jsonl(
         tmp_path / "bad.jsonl",
-        [params("fine"), "{oops", {"custom_id": "a b", "params": params("x")}, params("x", model="gpt-4o")],
+        [
+            params("fine"),
+            "{oops",
+            {"custom_id": "a b", "params": params("x")},
+            params("x", model="gpt-4o"),
+            params("y", model="claude-opus-9"),  # a guess the price table could make: refused
+            params("z", model="claude-3-opus-20240229"),  # retired
+        ],
     )
     code, out, err = run(capsys, "batch", "submit", str(f), "--wait")
     assert code == 2
     assert (
         "line 2: invalid JSON" in err and "line 3: custom_id 'a b'" in err and "line 4: params.model" in err
     )
+    assert "line 5: params.model: unknown model 'claude-opus-9'" in err
+    assert "line 6: params.model: 'claude-3-opus-20240229' is retired" in err
     assert "Traceback" not in err
     assert list(env.client("sk-cli-test").messages.batches.list()) == []
     code, out, _ = run(capsys, "batch", "list")

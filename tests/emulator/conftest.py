@@ -18,4 +18,8 @@ def emu(request: pytest.FixtureRequest) -> Iterator[Emu]:
     clock = VirtualClock(1_800_000_000.0)
     options.setdefault("clock", clock)
     with emulator_server(**options) as (url, app):
-        yield Emu(url, app, clock)
+        emu = Emu(url, app, clock)
+        try:
+            yield emu
+        finally:
+            emu.close()

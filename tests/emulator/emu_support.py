@@ -25,15 +25,24 @@ class Emu:
         self.url = url
         self.app = app
         self.clock = clock
+        self.clients: list[Any] = []
 
     def client(self, key: str = "sk-test-1", **kw: Any) -> Any:
+        """A sync SDK client, closed when the test ends (no socket is left for the GC to find)."""
         import anthropic
 
         kw.setdefault("max_retries", 0)
-        return anthropic.Anthropic(base_url=self.url, api_key=key, **kw)
+        c = anthropic.Anthropic(base_url=self.url, api_key=key, **kw)
+        self.clients.append(c)
+        return c
 
     def async_client(self, key: str = "sk-test-1", **kw: Any) -> Any:
         import anthropic
 
         kw.setdefault("max_retries", 0)
         return anthropic.AsyncAnthropic(base_url=self.url, api_key=key, **kw)
+
+    def close(self) -> None:
+        for c in self.clients:
+            c.close()
+        self.clients.clear()

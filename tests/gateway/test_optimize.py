@@ -117,7 +117,7 @@ def replay_bodies(workloads: Path) -> tuple[Path, list[dict[str, Any]]]:
     from tokenomy.sources import load_runs
 
     path = workloads / "openhands-multi-swe-bench" / "output.jsonl"
-    runs = load_runs([path], source="auto", use_index=False, trajectory_model=MODEL).runs
+    runs = load_runs([path], source="openhands", use_index=False, trajectory_model=MODEL).runs
     run = max(runs, key=lambda r: len(r.turns))
     bodies = [
         dict(t.request.body) for t in run.turns[:24] if t.request is not None and t.request.body is not None
@@ -126,21 +126,36 @@ def replay_bodies(workloads: Path) -> tuple[Path, list[dict[str, Any]]]:
     return path, bodies
 
 
+def _replay_agent(h: httpx.Client, bodies: list[dict[str, Any]]) -> None:
+    """The recorded agent, re-run: it sends its conversation, appends the assistant turn it is
+    answered and then what its environment observed (the recorded tool results)."""
+    messages: list[Any] = list(bodies[0]["messages"])
+    for i in range(len(bodies)):
+        assert messages == bodies[i]["messages"]  # the recorded request, again
+        r = h.post("/v1/messages", json={**bodies[0], "messages": messages}, headers=HEADERS)
+        assert r.status_code == 200, r.text
+        if i + 1 == len(bodies):
+            return
+        observed = bodies[i + 1]["messages"][len(messages) + 1 :]
+        messages = [*messages, {"role": "assistant", "content": r.json()["content"]}, *observed]
+
+
 def test_optimize_lowers_the_bill_as_simulate_predicts(
     tmp_path: Path, replay_bodies: tuple[Path, list[dict[str, Any]]]
 ) -> None:
+    """Issue 7: on a replayed real run (emulator in ``replay:`` mode), optimize mode lowers the
+    bill against observe mode by what ``tokenomy simulate`` predicts for the run, within 1%."""
     path, bodies = replay_bodies
     bills: dict[str, float] = {}
     dbs: dict[str, Path] = {}
     for mode in ("observe", "optimize"):
         d = tmp_path / mode
         d.mkdir()
-        with stack(d, mode=mode, store_bodies=True) as s:
+        with stack(d, emulator={"responses": f"replay:{path}"}, mode=mode, store_bodies=True) as s:
             with httpx.Client(base_url=s.url, timeout=30) as h:
-                for b in bodies:
-                    r = h.post("/v1/messages", json=b, headers=HEADERS)
-                    assert r.status_code == 200, r.text
+                _replay_agent(h, bodies)
         assert all(row.outcome == "ok" for row in s.rows())
+        assert len(s.rows()) == len(bodies)
         bills[mode], dbs[mode] = _bill(s.db), s.db
     saving = bills["observe"] - bills["optimize"]
     assert saving > 0.1 * bills["observe"], bills

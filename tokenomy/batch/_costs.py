@@ -89,6 +89,7 @@ class CostReport:
     cache_read_lines: int = 0
     live_as_written: Dollars = field(default_factory=Dollars)
     live_with_prefix_cache: Dollars = field(default_factory=Dollars)
+    batch_without_cache: Dollars = field(default_factory=Dollars)
     has_prefix_marks: bool = False
 
     @property
@@ -116,6 +117,7 @@ class CostReport:
                 if self.has_prefix_marks
                 else None,
             },
+            "counterfactual_batch": {"without_cache": self.batch_without_cache.to_json()},
             "usage": {
                 k: v for k, v in self.usage.to_api().items() if k not in ("service_tier", "inference_geo")
             },
@@ -132,6 +134,7 @@ class CostReport:
         ]
         if self.has_prefix_marks:
             out.append(f"  … live with the shared prefix cached (1h): {self.live_with_prefix_cache.text()}")
+        out.append(f"the batch lines without any cache: {self.batch_without_cache.text()}")
         out.append(
             f"cache reads achieved: {self.usage.cache_read:,} tokens on {self.cache_read_lines} line(s); "
             f"cache writes {self.usage.cache_creation_input_tokens:,}; uncached input {self.usage.input_tokens:,}; "
@@ -185,6 +188,9 @@ def build_cost_report(
         rep.cache_read_lines += 1 if u.cache_read else 0
         c = line_cost(ln.usage, ln.model, ln.lane)
         (rep.batch if ln.lane == "batch" else rep.live_lane).add(c)
+        if ln.lane == "batch":  # the same line with every prompt token uncached
+            uncached = Usage(input_tokens=u.prompt_tokens, output_tokens=u.output_tokens)
+            rep.batch_without_cache.add(cost(uncached, ln.model, tier="batch"))
         if ln.params is not None:
             req = _prepare(ln.params, u)
             rep.live_as_written.add(_replay(plain, req, u, ln.model, t))

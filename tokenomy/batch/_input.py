@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from tokenomy.errors import ApiRequestError, CacheControlError, InputError
+from tokenomy.pricing import resolve
 from tokenomy.validate import (
     BATCH,
     BATCH_MAX_BYTES,
@@ -167,9 +168,11 @@ def check_params(params: Mapping[str, Any], lane: Lane) -> list[str]:
             check_batch_params(params, "params")
     except ApiRequestError as e:
         if e.error_type == "not_found_error":
-            return [
-                f"params.model: unknown model {params.get('model')!r}; see `tokenomy prices` for the known ids"
-            ]
+            model = params.get("model")
+            info = resolve(str(model)).info if isinstance(model, str) else None
+            if info is not None and info.status == "retired":
+                return [f"params.model: {model!r} is retired (since {info.retired}); choose a current model"]
+            return [f"params.model: unknown model {model!r}; see `tokenomy prices` for the known ids"]
         return [e.message]
     if params.get("stream") is True:  # the live lane collects each response whole
         return ["params.stream: true is not allowed here (results are collected whole); remove it"]

@@ -34,6 +34,14 @@ from tokenomy.errors import UserError
 )
 @click.option("--allow-retired", is_flag=True, help="Serve retired models instead of answering 404.")
 @click.option("--seed", type=int, default=None, help="Seed for probabilistic faults.")
+@click.option(
+    "--clock",
+    type=click.Choice(["wall", "virtual"]),
+    default="wall",
+    show_default=True,
+    help='virtual: time moves only on POST /_tokenomy/clock/advance {"seconds": N}, so a dry run '
+    "can cross a TTL or finish a batch at once.",
+)
 def emulate(
     host: str,
     port: int,
@@ -43,12 +51,13 @@ def emulate(
     batch_duration: float,
     allow_retired: bool,
     seed: int | None,
+    clock: str,
 ) -> None:
     """Run a local Anthropic-compatible API whose usage follows the real caching rules.
 
     Point the SDK or Claude Code at it with ANTHROPIC_BASE_URL=http://127.0.0.1:8788.
     """
-    from tokenomy.emulator import create_app
+    from tokenomy.emulator import VirtualClock, create_app
 
     if batch_duration < 0:
         raise UserError(f"--batch-duration {batch_duration}: must be >= 0 seconds")
@@ -56,7 +65,8 @@ def emulate(
         responses=responses,
         latency=latency,
         faults=faults or None,
-        batch_time="wall",
+        batch_time="virtual" if clock == "virtual" else "wall",
+        clock=VirtualClock() if clock == "virtual" else None,
         batch_duration=batch_duration,
         allow_retired=allow_retired,
         fault_seed=seed,

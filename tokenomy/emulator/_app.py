@@ -164,6 +164,8 @@ class EmulatorApp:
 
     async def _route(self, method: str, path: str, ctx: _Ctx, receive: Receive, send: Send) -> int:
         path = path.rstrip("/") or "/"
+        if path.startswith("/_tokenomy/clock"):
+            return await self._clock_control(method, path, ctx, receive, send)
         if not path.startswith("/v1/"):
             raise ApiRequestError("Not Found", status=404, error_type="not_found_error")
         self._authenticate(ctx)
@@ -267,6 +269,25 @@ class EmulatorApp:
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
         return status
+
+    async def _clock_control(self, method: str, path: str, ctx: _Ctx, receive: Receive, send: Send) -> int:
+        """``GET /_tokenomy/clock`` tells the time; ``POST /_tokenomy/clock/advance`` with
+        ``{"seconds": N}`` jumps a virtual clock ahead, so a dry run can cross a TTL or finish a
+        batch without waiting (``tokenomy emulate --clock virtual``)."""
+        virtual = isinstance(self.clock, VirtualClock)
+        if method == "GET" and path == "/_tokenomy/clock":
+            return await self._json(send, ctx, {"now": self.clock(), "virtual": virtual})
+        if method == "POST" and path == "/_tokenomy/clock/advance":
+            if not isinstance(self.clock, VirtualClock):
+                raise ApiRequestError(
+                    "the clock is wall time; start the emulator with --clock virtual to advance it"
+                )
+            body = await self._read_json(receive, 1024 * 1024)
+            seconds = body.get("seconds")
+            if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds < 10**9:
+                raise ApiRequestError('seconds: give a number of seconds >= 0, e.g. {"seconds": 301}')
+            return await self._json(send, ctx, {"now": self.clock.advance(float(seconds)), "virtual": True})
+        raise ApiRequestError("Not Found", status=404, error_type="not_found_error")
 
     async def _json(
         self, send: Send, ctx: _Ctx, obj: Any, *, status: int = 200, usage: Usage | None = None

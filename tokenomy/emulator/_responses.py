@@ -10,8 +10,10 @@
     full-body log or ``workloads/pydantic-ai-anthropic-cassettes``): matched on what the model
     sees in ``messages`` (``cache_control`` markers and JSON whitespace ignored), so a policy
     that moves breakpoints still replays;
-  * an OpenHands ``output.jsonl`` (one trajectory per line, ``history`` events): each unique
-    ``model_response`` becomes one assistant turn (its text plus ``tool_use`` blocks);
+  * an OpenHands ``output.jsonl`` (one trajectory per line, ``history`` events): read with
+    ``tokenomy.sources`` (the very conversion ``report``/``simulate`` use), so each converted
+    request is answered with the assistant content its successor holds, matched like a
+    request log; re-sending the turns rebuilds the converted requests exactly;
   * a Claude Code session JSONL: assistant lines merged by ``message.id``, sidechains skipped;
   * a JSON list (or JSONL) of assistant turns in the script format.
 
@@ -249,12 +251,13 @@ class ReplayResponder:
         runs: dict[str, list[Reply]] = {}
         claude_code: list[Mapping[str, Any]] = []
         plain: list[Reply] = []
+        openhands: list[Mapping[str, Any]] = []
         for i, item in enumerate(items):
             where = f"{p}: entry {i}"
             if isinstance(item, Mapping) and isinstance(item.get("request"), Mapping):
                 _add_request_log(item, exact, where)
             elif isinstance(item, Mapping) and isinstance(item.get("history"), list):
-                runs.update(_openhands_run(item, where))
+                openhands.append(item)
             elif (
                 isinstance(item, Mapping)
                 and "sessionId" in item
@@ -273,6 +276,8 @@ class ReplayResponder:
                 continue
             else:
                 plain.append(_turn(item, where))
+        if openhands:
+            runs.update(_openhands_runs(p, openhands, exact))
         if claude_code:
             runs.update(_claude_code_runs(claude_code))
         if plain:
@@ -311,52 +316,74 @@ def _add_request_log(item: Mapping[str, Any], exact: dict[str, Reply], where: st
     exact[conversation_key(item["request"].get("messages"))] = _turn(response, where)
 
 
-def _openhands_run(line: Mapping[str, Any], where: str) -> dict[str, list[Reply]]:
-    """One OpenHands trajectory: each unique model_response is one assistant turn."""
-    turns: list[Reply] = []
-    seen: set[str] = set()
-    first_user = ""
-    for event in line["history"]:
-        if not isinstance(event, Mapping):
-            continue
-        if not first_user and event.get("source") == "user" and event.get("action") == "message":
-            args = event.get("args")
-            first_user = (
-                str(args.get("content", "")) if isinstance(args, Mapping) else str(event.get("message", ""))
+def _openhands_runs(
+    path: Path, lines: Sequence[Mapping[str, Any]], exact: dict[str, Reply]
+) -> dict[str, list[Reply]]:
+    """OpenHands trajectories as ``tokenomy.sources`` converts them: turn *i*'s request is
+    answered with the assistant blocks turn *i+1*'s request adds after it (the last turn, which
+    has no successor, with its recorded response run through the same conversion)."""
+    from tokenomy.sources import load_runs
+
+    responses: dict[str, Mapping[str, Any]] = {}
+    for line in lines:
+        for event in line["history"]:
+            meta = event.get("tool_call_metadata") if isinstance(event, Mapping) else None
+            response = meta.get("model_response") if isinstance(meta, Mapping) else None
+            if isinstance(response, Mapping) and response.get("id"):
+                responses.setdefault(str(response["id"]), response)
+    runs: dict[str, list[Reply]] = {}
+    for run in load_runs([path], source="openhands", use_index=False).runs:
+        messages = [
+            t.request.body.get("messages") if t.request and t.request.body else None for t in run.turns
+        ]
+        replies: list[Reply] = []
+        for i, turn in enumerate(run.turns):
+            before = messages[i]
+            if not isinstance(before, list):
+                continue
+            after = messages[i + 1] if i + 1 < len(run.turns) else None
+            if isinstance(after, list):
+                blocks = _added_assistant_blocks(before, after)
+            else:
+                response = responses.get(turn.message_id or "")
+                blocks = _response_blocks(response) if response is not None else []
+            reply = Reply(
+                content=tuple(blocks),
+                stop_reason="tool_use" if any(b.get("type") == "tool_use" for b in blocks) else "end_turn",
             )
-        meta = event.get("tool_call_metadata")
-        response = meta.get("model_response") if isinstance(meta, Mapping) else None
-        if not isinstance(response, Mapping) or response.get("id") in seen:
-            continue
-        seen.add(str(response.get("id")))
-        turns.append(_openai_turn(response, f"{where} ({response.get('id')})"))
-    return {_run_key(first_user): turns} if turns else {}
+            exact.setdefault(conversation_key(before), reply)
+            replies.append(reply)
+        if replies and isinstance(messages[0], list):
+            runs[_run_key(_first_user_text(messages[0]))] = replies
+    return runs
 
 
-def _openai_turn(response: Mapping[str, Any], where: str) -> Reply:
-    choices = response.get("choices")
-    message = choices[0].get("message") if isinstance(choices, list) and choices else None
-    if not isinstance(message, Mapping):
-        raise InputError(f"{where}: model_response has no choices[0].message")
+def _response_blocks(response: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """One recorded OpenAI-style response as the assistant blocks the sources' converter makes
+    of it (the converter's own function: one rule for both)."""
+    from tokenomy.sources.trajectories import _add_assistant, _Conversation
+
+    conv = _Conversation()
+    _add_assistant(conv, response)
+    return [b for m in conv.messages for b in m["content"]]
+
+
+def _added_assistant_blocks(before: list[Any], after: list[Any]) -> list[Mapping[str, Any]]:
+    """The assistant blocks ``after`` holds beyond ``before`` (which it extends): the reply the
+    recorded agent got. A trailing assistant message in ``before`` is continued, not repeated."""
+    start, skip = len(before), 0
+    if before and isinstance(before[-1], Mapping) and before[-1].get("role") == "assistant":
+        start, skip = start - 1, len(before[-1].get("content") or ())
     blocks: list[Mapping[str, Any]] = []
-    text = message.get("content")
-    if isinstance(text, str) and text:
-        blocks.append({"type": "text", "text": text})
-    for call in message.get("tool_calls") or ():
-        fn = call.get("function") if isinstance(call, Mapping) else None
-        if not isinstance(fn, Mapping):
-            continue
-        try:
-            args = json.loads(fn.get("arguments") or "{}")
-        except json.JSONDecodeError:
-            args = {"arguments": fn.get("arguments")}
-        blocks.append(
-            {"type": "tool_use", "id": str(call.get("id")), "name": str(fn.get("name")), "input": args}
-        )
-    has_tools = any(b["type"] == "tool_use" for b in blocks)
-    if not blocks:
-        blocks.append({"type": "text", "text": "."})
-    return Reply(content=tuple(blocks), stop_reason="tool_use" if has_tools else "end_turn")
+    for msg in after[start:]:
+        if not isinstance(msg, Mapping) or msg.get("role") != "assistant":
+            break
+        content = msg.get("content")
+        if isinstance(content, str):
+            content = [{"type": "text", "text": content}] if content else []
+        blocks.extend(b for b in list(content or ())[skip:] if isinstance(b, Mapping))
+        skip = 0
+    return blocks
 
 
 def _claude_code_runs(lines: list[Mapping[str, Any]]) -> dict[str, list[Reply]]:
