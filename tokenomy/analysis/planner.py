@@ -4,27 +4,38 @@ Per request it places at most four breakpoints:
 
 1. **base** — the end of tools + system, the prefix that sub-agents and sessions of one agent
    share, when it is already cached (a free refresh) or when a write above it is paid anyway;
-2. **read** — exactly on the deepest entry it knows to be live for this prefix, so the 20-position
+   its TTL is 1h when this prefix has been seen coming back after a silence a 5m entry would not
+   survive (often enough to repay the 1h premium), else 5m;
+2. **anchor** — the run's deepest live 1h entry, refreshed for free, so a long gap falls back to
+   it instead of to the base;
+3. **read** — exactly on the deepest entry it knows to be live for this prefix, so the 20-position
    lookback never matters (the breakpoint is at distance 0 from the last written entry);
-3. **stable** — the deepest block this request shares with the run's previous request (a write
-   below the top is free: billing charges writes up to the highest breakpoint only);
-4. **top** — the last cacheable block, when the run's history says a successor will read it often
-   enough to repay the write premium (``write - input`` against ``input - read`` per token).
+4. **top** — the last cacheable block, when the run's history says a successor will read it
+   often enough to repay the write premium: the chance that the run goes on after this many
+   requests (learned from runs that went quiet) times the rate at which successors read a top
+   write. A compaction request (``ctx.meta["kind"] == "compaction"``) is never re-read: no top.
+   A free slot goes to **stable**, the deepest block shared with the run's previous request.
 
-TTL: 1h when the observed gaps say the 1h premium on the tokens written now costs less than
-the keep-alive pings (or the lapse) the next gap would need; else 5m.
-Keep-alive pings (a ``max_tokens: 0`` request ending at the entry) are sent when the entry is
-about to expire and the observed gaps say the run is likely to come back: the ping costs a read,
-a lapse costs a re-write. Everything is learned from requests already seen (and the engine
-results for them), never from the future; the oracle is what knows the future.
+TTL of the top: 1h when the 1h premium on the tokens written now costs less than what the next
+gap is expected to cost a 5m entry (keep-alive pings, or falling back to the anchor), over the
+gaps seen so far. Keep-alive pings (a ``max_tokens: 0`` request ending at the entry) are decided
+in time order when they are due, with only what was known then; a declined ping is final. One
+is sent when the chance that the run comes back (Bayes: it goes on, and its next gap is this
+long, against it having stopped at this length) makes a read now cheaper than falling back to
+the anchor later. A run silent for ``ended_after_s`` is forgotten.
 
 State lives in the ``TokenomyPlanner`` instance: one per replay, per gateway workspace, per
-``wrap()`` client. ``plan`` does not mutate it; ``observe`` and ``due_pings`` do.
+``wrap()`` client. ``plan`` does not mutate it; ``observe`` and ``due_pings`` do. Nothing is
+learned from the future; the oracle is what knows the future.
 """
 
 from __future__ import annotations
 
+import heapq
+from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from tokenomy.analysis._replay import ping_request, shared_prefix
 from tokenomy.analysis.policies import (
@@ -42,16 +53,22 @@ from tokenomy.pricing import model_info
 
 __all__ = ["PlannerOptions", "TokenomyPlanner"]
 
+_5M = TTL_SECONDS["5m"]
+_1H = TTL_SECONDS["1h"]
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PlannerOptions:
     """Knobs of the online planner; the defaults are what ``simulate`` measures."""
 
     ping_margin_s: float = 30.0  # ping this long before an entry would expire
-    ended_after_s: float = 3600.0  # a run silent this long is taken as finished
+    ended_after_s: float = 3600.0  # a run silent this long is taken as finished for good
+    quiet_min_s: float = 60.0  # a run silent max(this, 3x its longest gap) counts as finished
     history: int = 200  # gaps remembered
     prior_reads: float = 9.0  # prior successes for "a successor reads the top write"
     prior_writes: float = 10.0
+    prior_goes_on: float = 2.0  # prior runs that went on past any given length
+    prior_quiet: float = 0.1  # prior runs that stopped at any given length
 
 
 @dataclass(slots=True)
@@ -71,10 +88,13 @@ class _Entry:
 class _RunState:
     last: Request | None = None
     last_at: float = 0.0
-    frontier: _Entry | None = None  # deepest entry written for this run
+    n: int = 0  # requests seen
+    frontier: _Entry | None = None  # deepest entry written (or read) for this run
+    anchor: _Entry | None = None  # deepest 1h entry of this run
     top_written: int = 0  # tokens of the last top write, to learn whether it was read
-    pings: int = 0
-    ended: bool = False
+    max_gap: float = 0.0
+    lapsed: bool = False  # a keep-alive was declined: no more pings until the next request
+    quiet_at: int = 0  # the length at which the run was counted quiet, 0 while active
     gaps: list[float] = field(default_factory=list)
 
 
@@ -88,22 +108,34 @@ def _ratios(model: str) -> tuple[float, float, float]:
     return info.cache_write_5m / info.input, info.cache_write_1h / info.input, info.cache_read / info.input
 
 
+def _is_compaction(meta: Mapping[str, Any]) -> bool:
+    return meta.get("kind") == "compaction" or bool(meta.get("is_compaction"))
+
+
 class TokenomyPlanner(StatelessPolicy):
     """The online planner (see the module docstring)."""
 
     name = "tokenomy"
-    description = "online planner: base + read + stable + top, TTL and keep-alive from observed gaps"
+    description = "online planner: base + anchor + read + top, TTL and keep-alive from observed gaps"
 
     def __init__(self, options: PlannerOptions | None = None) -> None:
         self.options = options or PlannerOptions()
         self._entries: dict[tuple[str, bytes], _Entry] = {}
         self._runs: dict[str, _RunState] = {}
         self._gaps: list[float] = []  # continuing gaps, all runs
-        self._ended = 0
         self._reads = self.options.prior_reads
         self._writes = self.options.prior_writes
+        # run lengths: how many runs reached k requests, and how many went quiet at exactly k
+        self._reached: Counter[int] = Counter()
+        self._quiet: Counter[int] = Counter()
+        # (when, run, its length then, 0 = goes quiet / 1 = ends): a run that ends is forgotten
+        self._silence_heap: list[tuple[float, str, int, int]] = []
+        # base prefixes: last time each was needed, and how often a 1h entry would have saved a write
+        self._base_seen: dict[tuple[str, bytes], float] = {}
+        self._base_new = 0  # base needed with no touch within the hour (a write either way)
+        self._base_lapse = 0  # base needed after a silence only a 1h entry survives
 
-    # -- planning ----------------------------------------------------------------------------
+    # -- what was seen -----------------------------------------------------------------------
 
     def _live(self, request: Request, index: int, at: float) -> _Entry | None:
         e = self._entries.get((request.model, request.blocks[index].prefix_hash))
@@ -111,46 +143,64 @@ class TokenomyPlanner(StatelessPolicy):
             return None
         return e
 
+    def _matches(self, request: Request, e: _Entry, at: float) -> bool:
+        return (
+            e.node < len(request.blocks)
+            and request.blocks[e.node].prefix_hash == e.request.blocks[e.node].prefix_hash
+            and self._live(request, e.node, at) is not None
+        )
+
     def _read_node(self, request: Request, state: _RunState | None, at: float) -> int:
         """The deepest block of ``request`` on which a live entry sits, among those known."""
         best = -1
         candidates: list[_Entry] = []
-        if state is not None and state.frontier is not None:
-            candidates.append(state.frontier)
+        if state is not None:
+            candidates.extend(e for e in (state.frontier, state.anchor) if e is not None)
         candidates.extend(e for e in self._recent if e.request.model == request.model)
         for e in candidates:
-            if e.node < len(request.blocks) and e.node > best:
-                blk = request.blocks[e.node]
-                if blk.prefix_hash == e.request.blocks[e.node].prefix_hash and self._live(
-                    request, e.node, at
-                ):
-                    best = e.node
+            if e.node > best and self._matches(request, e, at):
+                best = e.node
         return best
 
     @property
     def _recent(self) -> list[_Entry]:
-        return [rs.frontier for rs in self._runs.values() if rs.frontier is not None and not rs.ended][-16:]
+        return [rs.frontier for rs in self._runs.values() if rs.frontier is not None][-16:]
 
-    def _choose_ttl(self, state: _RunState | None, model: str, top_tokens: int, read_tokens: int) -> TTL:
-        """1h when the gaps seen so far make it cheaper than 5m plus keep-alive pings.
+    def _goes_on(self, n: int) -> float:
+        """Chance that a run which has made ``n`` requests makes another: runs that reached
+        ``n + 1`` against runs that went quiet at ``n``, with a prior that runs go on."""
+        on = self._reached[n + 1] + self.options.prior_goes_on
+        return on / (on + self._quiet[n] + self.options.prior_quiet)
 
-        The 1h premium is paid now on the tokens written (``top - read``); pings are paid only
-        when a gap really runs long (each reads the whole prefix), and a gap past what pings
-        bridge re-writes it. Both are estimated over this run's gaps once it has a few, else
-        over every run's gaps; with no long gap seen, 5m.
-        """
+    def _base_ttl(self, model: str) -> TTL:
+        """1h when the share of base writes a 1h entry would have turned into reads repays the
+        premium on the others: ``f (w5 - rd) > (1 - f)(w1 - w5)``."""
+        w5, w1, rd = _ratios(model)
+        total = self._base_new + self._base_lapse
+        if not total:
+            return "5m"
+        f = self._base_lapse / (total + 1.0)
+        return "1h" if f * (w1 - rd) > (w1 - w5) else "5m"
+
+    def _next_gap_cost(self, state: _RunState | None, model: str, top: int, anchor: int) -> float:
+        """What the next gap is expected to cost a 5m entry of ``top`` tokens, in input-token
+        units: a long gap is bridged by keep-alive pings (each reads the prefix) or falls back
+        to the deepest 1h entry (``anchor`` tokens) and re-writes the rest, whichever is less.
+        Over this run's gaps once it has a few, else over every run's gaps."""
         gaps = state.gaps if state is not None and len(state.gaps) >= 3 else self._gaps
         if not gaps:
-            return "5m"
-        w5, w1, rd = _ratios(model)
-        period = TTL_SECONDS["5m"] - self.options.ping_margin_s
-        five = 0.0
+            return 0.0
+        w5, _, rd = _ratios(model)
+        period = _5M - self.options.ping_margin_s
+        cost = 0.0
         for g in gaps:
-            if g >= TTL_SECONDS["5m"]:
-                pings = int((g - TTL_SECONDS["5m"]) // period) + 1
-                five += min(pings * rd, w5 - rd) * top_tokens  # ping, or let it lapse and re-write
-        five /= len(gaps) + 1.0
-        return "1h" if (w1 - w5) * (top_tokens - read_tokens) < five else "5m"
+            if g >= _5M:
+                pings = int((g - _5M) // period) + 1
+                fallback = (w5 - rd) * (top - anchor) if g < _1H else (w5 - rd) * top
+                cost += min(pings * rd * top, fallback)
+        return cost / (len(gaps) + 1.0)
+
+    # -- planning ----------------------------------------------------------------------------
 
     def plan(self, request: Request, ctx: PlanContext) -> Plan:
         if not request.blocks:
@@ -163,33 +213,73 @@ class TokenomyPlanner(StatelessPolicy):
         top = top_index(request)
         base = base_index(request)
         w5, w1, rd = _ratios(request.model)
-        worth = (self._reads / self._writes) * (1.0 - rd) > (w5 - 1.0)
+        n = state.n if state is not None else 0
+        p_read = (self._reads / self._writes) * self._goes_on(n + 1)
+        compaction = _is_compaction(ctx.meta)
+        worth = p_read * (1.0 - rd) > (w5 - 1.0) and not compaction
         bps: dict[int, TTL] = {}
         write = top >= 0 and cum[top] >= minimum and cum[top] > a_tokens and worth
-        ttl = self._choose_ttl(state, request.model, cum[top], a_tokens) if write else "5m"
+        base_ok = base >= 0 and cum[base] >= minimum
+        base_live = base_ok and self._live(request, base, ctx.at) is not None
+        # a compaction's top is never read again, but the run it compacts goes on from the base
+        base_write = base_ok and not base_live and (write or compaction) and cum[base] > a_tokens
+        base_ttl: TTL = self._base_ttl(request.model) if base_write else "5m"
+        anchor = -1
+        if state is not None and state.anchor is not None and self._matches(request, state.anchor, ctx.at):
+            anchor = state.anchor.node
+        floor = cum[anchor] if anchor >= 0 else 0
+        if base_ttl == "1h" or (base_live and self._entries_ttl(request, base) == "1h"):
+            floor = max(floor, cum[base])
         if write:
+            gap_cost = self._next_gap_cost(state, request.model, cum[top], floor)
+            ttl: TTL = "1h" if (w1 - w5) * (cum[top] - a_tokens) < gap_cost else "5m"
             bps[top] = ttl
-            if state is not None and state.last is not None:
-                stable = shared_prefix(state.last, request)
-                while stable > read and not request.blocks[stable].cacheable:
-                    stable -= 1
-                if read < stable < top and cum[stable] >= minimum:
-                    bps[stable] = ttl
         if read >= 0:
             bps[read] = "5m"
-        if base >= 0 and base not in bps and cum[base] >= minimum and len(bps) < 4:
-            if self._live(request, base, ctx.at) is not None or (write and cum[base] > a_tokens):
-                bps[base] = "5m"
+        if anchor >= 0 and anchor not in bps:
+            bps[anchor] = "1h"
+        if base_ok and base not in bps and (base_live or base_write):
+            bps[base] = base_ttl if base_write else (self._entries_ttl(request, base) or "5m")
+        if write and state is not None and state.last is not None and len(bps) < 4:
+            stable = shared_prefix(state.last, request)
+            while stable > read and not request.blocks[stable].cacheable:
+                stable -= 1
+            if read < stable < top and cum[stable] >= minimum and stable not in bps:
+                bps[stable] = bps[top]
         return Plan(breakpoints=order_ttls(bps))
+
+    def _entries_ttl(self, request: Request, index: int) -> TTL | None:
+        e = self._entries.get((request.model, request.blocks[index].prefix_hash))
+        return e.ttl if e is not None else None
 
     # -- learning ----------------------------------------------------------------------------
 
+    def _settle(self, now: float) -> None:
+        """Count runs silent long enough as quiet (finished, for the run-length estimate), and
+        forget runs silent for ``ended_after_s`` (nothing of theirs is cached any more)."""
+        heap = self._silence_heap
+        while heap and heap[0][0] <= now:
+            _, run_id, length, kind = heapq.heappop(heap)
+            st = self._runs.get(run_id)
+            if st is None or st.n != length:
+                continue  # it has made another request since
+            if kind:
+                del self._runs[run_id]
+            elif not st.quiet_at:
+                st.quiet_at = length
+                self._quiet[length] += 1
+
     def observe(self, request: Request, ctx: PlanContext, result: CacheResult) -> None:
+        self._settle(ctx.at)
         state = self._runs.setdefault(ctx.run_id, _RunState())
+        if state.quiet_at:  # it came back: it had not finished
+            self._quiet[state.quiet_at] -= 1
+            state.quiet_at = 0
         if state.last is not None:
             gap = ctx.at - state.last_at
             state.gaps.append(gap)
             self._gaps.append(gap)
+            state.max_gap = max(state.max_gap, gap)
             del state.gaps[: -self.options.history]
             del self._gaps[: -self.options.history]
             if state.top_written:
@@ -197,6 +287,10 @@ class TokenomyPlanner(StatelessPolicy):
                 if result.read_tokens >= state.top_written:
                     self._reads += 1
         state.top_written = 0
+        state.n += 1
+        self._reached[state.n] += 1
+        state.lapsed = False
+        self._learn_base(request, ctx, result)
         available = ctx.at + ctx.ttft
         cum = request.cumulative_tokens()
         for o in result.breakpoints:
@@ -214,6 +308,9 @@ class TokenomyPlanner(StatelessPolicy):
             self._entries[(request.model, request.blocks[idx].prefix_hash)] = entry
             if deepest is None or idx > deepest.node:
                 deepest = entry
+            if ttl == "1h" and request.blocks[idx].section == "messages":
+                if state.anchor is None or idx >= state.anchor.node or state.anchor.expires <= ctx.at:
+                    state.anchor = entry
         top = top_index(request)
         if deepest is not None and deepest.node == top:
             state.top_written = deepest.tokens
@@ -225,43 +322,82 @@ class TokenomyPlanner(StatelessPolicy):
                 state.frontier = hit
         state.last = request
         state.last_at = ctx.at
-        state.pings = 0
+        quiet = min(max(self.options.quiet_min_s, 3.0 * state.max_gap), self.options.ended_after_s)
+        heapq.heappush(self._silence_heap, (ctx.at + quiet, ctx.run_id, state.n, 0))
+        heapq.heappush(self._silence_heap, (ctx.at + self.options.ended_after_s, ctx.run_id, state.n, 1))
         if len(self._entries) > 50_000:
             self._entries = {k: e for k, e in self._entries.items() if e.expires > ctx.at}
 
+    def _learn_base(self, request: Request, ctx: PlanContext, result: CacheResult) -> None:
+        """When a request needed the base (nothing deeper was read), note how long the base had
+        been untouched: within the hour a 1h entry would have been read; beyond it, written."""
+        base = base_index(request)
+        if base < 0:
+            return
+        key = (request.model, request.blocks[base].prefix_hash)
+        cum = request.cumulative_tokens()
+        last = self._base_seen.get(key)
+        if result.read_tokens <= cum[base]:
+            if last is None or ctx.at - last >= _1H:
+                self._base_new += 1
+            elif ctx.at - last >= _5M:
+                self._base_lapse += 1
+        self._base_seen[key] = ctx.at
+        if len(self._base_seen) > 10_000:
+            self._base_seen = {k: t for k, t in self._base_seen.items() if ctx.at - t < _1H}
+
     # -- keep-alive ---------------------------------------------------------------------------
 
-    def _ping_pays(self, elapsed: float, tokens_ratio: tuple[float, float, float]) -> bool:
-        """Whether the gaps seen so far say the run comes back after ``elapsed`` seconds often
-        enough that a read now beats a re-write later."""
-        w5, _, rd = tokens_ratio
-        period = TTL_SECONDS["5m"] - self.options.ping_margin_s
-        longer = [g for g in self._gaps if g >= elapsed]
+    def _ping_pays(self, run_id: str, at: float, entry: _Entry, fallback: int) -> bool:
+        """Whether a read of the entry at ``at`` beats falling back to ``fallback`` tokens later.
+
+        The chance the run comes back after the entry would expire is Bayes over what was seen:
+        the run goes on (``_goes_on``) and its next gap is long, against the run having ended,
+        given that it has been silent this long. A ping pays when that chance times the
+        re-write it saves exceeds the reads it costs (this ping and the further ones the longer
+        gaps seen needed)."""
+        state = self._runs[run_id]
+        elapsed = at - state.last_at
+        gaps = state.gaps if len(state.gaps) >= 3 else self._gaps
+        longer = [g for g in gaps if g >= elapsed]
         if not longer:
             return False
-        p_back = len(longer) / (len(longer) + self._ended)
+        w5, _, rd = _ratios(entry.request.model)
+        period = _5M - self.options.ping_margin_s
+        c = self._goes_on(state.n)
+        n = len(gaps) + 1.0
+        p_back = c * len(longer) / n / (c * len(longer) / n + 1.0 - c)
         more = sum((g - elapsed) // period for g in longer) / len(longer)
-        return p_back * (w5 - rd) > rd * (1.0 + more)
+        return p_back * (w5 - rd) * (entry.tokens - fallback) > rd * entry.tokens * (1.0 + more)
 
     def due_pings(self, until: float) -> list[Ping]:
-        out: list[Ping] = []
+        """Keep-alive pings due before ``until``, each decided in time order with only what was
+        known at its own time; a declined ping is final for that silence."""
+        margin = self.options.ping_margin_s
+        heap: list[tuple[float, str]] = []
         for run_id, state in self._runs.items():
-            if state.ended:
-                continue
-            if until - state.last_at > self.options.ended_after_s:
-                state.ended = True
-                self._ended += 1
             e = state.frontier
-            if e is None or e.ttl != "5m":
+            if not state.lapsed and e is not None and e.ttl == "5m":
+                heap.append((e.expires - margin, run_id))
+        heapq.heapify(heap)
+        out: list[Ping] = []
+        while heap and heap[0][0] < until:
+            at, run_id = heapq.heappop(heap)
+            self._settle(at)
+            found = self._runs.get(run_id)
+            if found is None:
+                continue  # silent long enough to count as ended
+            state = found
+            e = state.frontier
+            assert e is not None
+            if at <= state.last_at:
                 continue
-            while True:
-                at = e.expires - self.options.ping_margin_s
-                if at >= until or at <= state.last_at or e.expires <= at:
-                    break
-                if not self._ping_pays(at - state.last_at, _ratios(e.request.model)):
-                    break
-                out.append(Ping(at=at, request=ping_request(e.request, e.node, e.ttl), run_id=run_id))
-                e.expires = at + TTL_SECONDS[e.ttl]
-                state.pings += 1
-        out.sort(key=lambda p: p.at)
+            a = state.anchor
+            fallback = a.tokens if a is not None and a.expires > e.expires and a.node < e.node else 0
+            if not self._ping_pays(run_id, at, e, fallback):
+                state.lapsed = True  # decided now, with what is known now: final
+                continue
+            out.append(Ping(at=at, request=ping_request(e.request, e.node, e.ttl), run_id=run_id))
+            e.expires = at + TTL_SECONDS[e.ttl]
+            heapq.heappush(heap, (e.expires - margin, run_id))
         return out

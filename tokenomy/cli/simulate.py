@@ -18,6 +18,7 @@ from rich.table import Table
 
 from tokenomy.analysis.simulate import POLICY_NAMES, SimulationResult
 from tokenomy.analysis.simulate import simulate as run_simulation
+from tokenomy.context import CONTEXT_POLICIES, SIMULATE_TRANSFORMS
 from tokenomy.errors import UserError
 
 UNKNOWN = "unknown"
@@ -86,11 +87,23 @@ def render_html(result: SimulationResult) -> str:
     )
 
 
+def _policy_names(given: tuple[str, ...]) -> list[str]:
+    """``--policy a,b --policy c`` as ``[a, b, c]``, each checked against the known names."""
+    names = [n.strip() for item in given for n in item.split(",") if n.strip()]
+    known = (*POLICY_NAMES, *CONTEXT_POLICIES)
+    for n in names:
+        if n not in known:
+            raise UserError(f"unknown policy {n!r} for --policy: choose from {', '.join(known)}")
+    return names
+
+
 @click.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option(
-    "--policy", "policies", multiple=True, type=click.Choice(POLICY_NAMES),
-    help="Policies to replay (repeatable; default: all). none and oracle are always included.",
+    "--policy", "policies", multiple=True, metavar="NAME[,NAME...]",
+    help=f"Policies to replay (repeatable or comma-separated; default: every caching policy): "
+    f"{', '.join(POLICY_NAMES)}; context policies (each + the tokenomy planner): "
+    f"{', '.join(CONTEXT_POLICIES)}. none and oracle are always included.",
 )  # fmt: skip
 @click.option("--model", default=None, help="Re-price the workload for another model (a routing what-if).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
@@ -135,7 +148,8 @@ def simulate(
         res = resolve(model)
         if res.info is None:
             raise UserError(f"unknown model {model!r} for --model: see `tokenomy prices` for the known ids")
-    result = run_simulation(runs, policies or POLICY_NAMES, model=model)
+    names = _policy_names(policies)
+    result = run_simulation(runs, names or POLICY_NAMES, model=model, transforms=SIMULATE_TRANSFORMS)
     if html_file is not None:
         html_file.write_text(render_html(result), encoding="utf-8")
     if as_json:

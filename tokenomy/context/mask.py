@@ -43,16 +43,21 @@ __all__ = [
     "MaskOptions",
     "MaskState",
     "MaskTransform",
+    "ToolResult",
     "TurnEstimator",
     "carry_tokens",
     "edit_value",
     "mask_body",
     "placeholder_text",
     "price_ratios",
+    "replace_results",
+    "text_result_tokens",
     "tool_results",
 ]
 
-PLACEHOLDER = "[old tool output removed to save context ({tokens} tokens); run the tool again if it is needed]"
+PLACEHOLDER = (
+    "[old tool output removed to save context ({tokens} tokens); run the tool again if it is needed]"
+)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -145,7 +150,9 @@ class CacheView:
         ttl = "1h" if usage.cache_write_1h and not usage.cache_write_5m else "5m"
         if cached:
             self.tokens = cached
-            self.expires = max(self.expires, at + TTL_SECONDS[ttl]) if usage.cache_read else at + TTL_SECONDS[ttl]
+            self.expires = (
+                max(self.expires, at + TTL_SECONDS[ttl]) if usage.cache_read else at + TTL_SECONDS[ttl]
+            )
         elif usage.prompt_tokens:
             self.tokens = 0
 
@@ -214,7 +221,8 @@ def _masked_block(raw: Mapping[str, Any], text: str) -> dict[str, Any]:
 
 
 @lru_cache(maxsize=4096)
-def _text_result_tokens(model: str, text: str) -> int:
+def text_result_tokens(model: str, text: str) -> int:
+    """Tokens of a tool_result block holding ``text``, counted as ``parse_request`` counts it."""
     probe = {"model": model, "messages": [{"role": "user", "content": [
         {"type": "tool_result", "tool_use_id": "x", "content": text}
     ]}]}  # fmt: skip
@@ -331,7 +339,7 @@ def _candidates(
             continue
         if r.tool_name and r.tool_name in options.exclude_tools:
             continue
-        saving = r.tokens - _text_result_tokens(request.model, placeholder_text(r.tokens))
+        saving = r.tokens - text_result_tokens(request.model, placeholder_text(r.tokens))
         if saving >= options.min_saving:
             out.append((r, saving))
     return out
@@ -396,7 +404,13 @@ def _pays(
     cached = state.cache.cached(at)
     remaining = state.estimator.remaining(state.run_id)
     net, now = edit_value(
-        start=start, removed=saved, added=0, cached=cached, total=total, remaining=remaining, model=request.model
+        start=start,
+        removed=saved,
+        added=0,
+        cached=cached,
+        total=total,
+        remaining=remaining,
+        model=request.model,
     )
     _, _, rd = price_ratios(request.model)
     if net > 0 and state.rent >= now:
@@ -429,10 +443,14 @@ class MaskTransform:
             st = self._states[run_id] = MaskState(run_id=run_id, estimator=self.estimator)
         return st
 
-    def transform(self, request: Request, *, run_id: str, at: float) -> tuple[Request, Sequence[tuple[Request, int]]]:
+    def transform(
+        self, request: Request, *, run_id: str, at: float
+    ) -> tuple[Request, Sequence[tuple[Request, int]]]:
         if request.body is None:
             return request, ()
-        new_body, _ = mask_body(request.body, self.state(run_id), options=self.options, at=at, request=request)
+        new_body, _ = mask_body(
+            request.body, self.state(run_id), options=self.options, at=at, request=request
+        )
         if not self.state(run_id).masked:
             return request, ()
         return carry_tokens(_reparse(new_body, request), request), ()
@@ -447,4 +465,3 @@ class MaskTransform:
 def _reparse(body: Mapping[str, Any], like: Request) -> Request:
     out = parse_request(body)
     return replace(out, overhead_tokens=like.overhead_tokens) if len(out.blocks) == len(like.blocks) else out
-
