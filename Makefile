@@ -22,8 +22,8 @@ demo: $(STAMP)
 	@$(BIN)/tokenomy doctor examples/claude-code
 	@echo "\n== What would each caching policy cost? (tokenomy simulate examples/openhands)\n"
 	@$(BIN)/tokenomy simulate examples/openhands
-	@echo "\n== Prices (tokenomy prices claude-sonnet-4-5)\n"
-	@$(BIN)/tokenomy prices claude-sonnet-4-5
+	@echo "\n== Prices (tokenomy prices claude-sonnet-4-6)\n"
+	@$(BIN)/tokenomy prices claude-sonnet-4-6
 
 lint: $(STAMP)
 	$(BIN)/ruff check tokenomy tests bench
