@@ -7,8 +7,8 @@ anything with them; each rule lives here once and ``Rules`` says how a caller di
   404 and an unknown block type a 400 (``EMULATOR``);
 - the gateway forwards to the real API, which may know newer models and block types than we
   do: those pass, and only what the API would refuse for certain is refused (``GATEWAY``);
-- the batch runner resolves model ids the way pricing does (aliases, dated and platform forms)
-  and reports its findings per input line (``BATCH``).
+- the batch runner is as strict as the emulator on models (an exact id or alias, not retired):
+  a paid batch is not submitted on a guess; it reports its findings per input line (``BATCH``).
 
 Everything raises ``ApiRequestError`` with paths like ``messages.0.content.4.cache_control.ttl``.
 The cache-control rules that need the whole prompt (more than 4 breakpoints, TTL order) are the
@@ -25,7 +25,7 @@ from functools import lru_cache
 from typing import Any, Literal
 
 from tokenomy.errors import ApiRequestError
-from tokenomy.pricing import ModelInfo, all_models, resolve
+from tokenomy.pricing import ModelInfo, all_models
 
 __all__ = [
     "BATCH",
@@ -50,7 +50,7 @@ BATCH_MAX_BYTES = 256 * 1024 * 1024  # one batch create call (spec §4.3)
 BATCH_MAX_REQUESTS = 100_000  # requests in one batch (spec §4.3)
 CUSTOM_ID_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")  # spec §4.2
 
-ModelPolicy = Literal["exact", "resolve", "any"]
+ModelPolicy = Literal["exact", "any"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -58,8 +58,7 @@ class Rules:
     """How one caller differs from the API's own strictness.
 
     ``models``: ``exact`` (an id or alias of the price table, else 404 as the API answers),
-    ``resolve`` (whatever ``tokenomy.pricing.resolve`` matches, else 404), ``any`` (a string
-    is enough; the upstream judges). Limits tied to a model (``max_tokens`` ceiling,
+    ``any`` (a string is enough; the upstream judges). Limits tied to a model (``max_tokens`` ceiling,
     ``inference_geo``) are checked only when the model is known. ``known_blocks``: content block
     types outside the set below are refused (the emulator), or passed on (the gateway).
     """
@@ -173,7 +172,7 @@ def _check_model(body: Mapping[str, Any], prefix: str, rules: Rules) -> ModelInf
         raise _bad(f"{prefix}model: Input should be a valid string")
     if rules.models == "any":
         return None
-    info = known_model(model) if rules.models == "exact" else resolve(model).info
+    info = known_model(model)
     if info is None or (info.status == "retired" and not rules.allow_retired):
         raise _bad(f"model: {model}", 404, "not_found_error")
     return info

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from tokenomy.emulator import EchoResponder, Reply
+from tokenomy.emulator import EchoResponder, Reply, VirtualClock
 from tokenomy.errors import ApiRequestError
 
 MODEL = "claude-haiku-4-5"
@@ -48,3 +48,16 @@ class FlakyResponder:
             if first:
                 raise ApiRequestError("Internal server error (flaky)", status=500, error_type="api_error")
         return self.echo.reply(body)
+
+
+class Emu:
+    def __init__(self, url: str, app: Any, clock: VirtualClock | None) -> None:
+        self.url = url
+        self.app = app
+        self.clock = clock
+
+    def client(self, key: str = "sk-batch-test", **kw: Any) -> Any:
+        import anthropic
+
+        kw.setdefault("max_retries", 0)
+        return anthropic.Anthropic(base_url=self.url, api_key=key, **kw)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
+from batch_support import Emu
 
 from tokenomy.emulator import VirtualClock
 from tokenomy.testing import emulator_server
@@ -19,19 +19,6 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("ANTHROPIC_BASE_URL", raising=False)
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     return h
-
-
-class Emu:
-    def __init__(self, url: str, app: Any, clock: VirtualClock | None) -> None:
-        self.url = url
-        self.app = app
-        self.clock = clock
-
-    def client(self, key: str = "sk-batch-test", **kw: Any) -> Any:
-        import anthropic
-
-        kw.setdefault("max_retries", 0)
-        return anthropic.Anthropic(base_url=self.url, api_key=key, **kw)
 
 
 @pytest.fixture

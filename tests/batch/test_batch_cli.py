@@ -6,8 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from batch_support import params, write_jsonl
-from conftest import Emu
+from batch_support import Emu, params, write_jsonl
 
 from tokenomy.cli import main
 

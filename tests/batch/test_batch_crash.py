@@ -16,8 +16,7 @@ import warnings
 from pathlib import Path
 
 import pytest
-from batch_support import params, write_jsonl
-from conftest import Emu
+from batch_support import Emu, params, write_jsonl
 
 N_REQUESTS = 12
 PER_BATCH = 5  # three batches: 5, 5, 2

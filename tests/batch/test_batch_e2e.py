@@ -6,8 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from batch_support import LONG_SYSTEM, SONNET, FlakyResponder, params, write_jsonl
-from conftest import Emu
+from batch_support import LONG_SYSTEM, SONNET, Emu, FlakyResponder, params, write_jsonl
 
 from tokenomy.batch import (
     BatchRunner,

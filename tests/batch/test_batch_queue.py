@@ -6,8 +6,7 @@ import asyncio
 
 import anthropic
 import pytest
-from batch_support import FlakyResponder, params
-from conftest import Emu
+from batch_support import Emu, FlakyResponder, params
 
 from tokenomy.batch import BatchQueue, BatchRequestError
 from tokenomy.errors import InputError

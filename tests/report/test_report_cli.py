@@ -116,6 +116,15 @@ def test_second_run_uses_the_index_and_agrees(sniffly: Path, tmp_path: Path) -> 
     assert _json(str(sniffly), "--no-index") == first
 
 
+@pytest.mark.parametrize("by", ["day", "model", "project"])
+def test_indexed_sums_agree_for_every_grouping(sniffly: Path, tmp_path: Path, by: str) -> None:
+    db = tmp_path / "index.db"
+    args = (str(sniffly), "--by", by, "--since", "2025-06-05")
+    first = _json(*args, "--db", str(db))
+    assert first["totals"]["requests"] > 0 and first["rows"]
+    assert _json(*args, "--db", str(db)) == first == _json(*args, "--no-index")
+
+
 def test_html_file(sniffly: Path, tmp_path: Path) -> None:
     page = tmp_path / "report.html"
     _report(str(sniffly), "--html", str(page))

@@ -95,7 +95,7 @@ def _assistant(mid: str, rid: str, out: int, *, ts: str = "2025-06-01T10:00:00Z"
         "cache_read_input_tokens": 1000,
         "output_tokens": out,
     }
-    msg = {
+    msg: dict[str, Any] = {
         "id": mid,
         "model": "claude-sonnet-4-5",
         "role": "assistant",

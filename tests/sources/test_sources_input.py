@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -55,7 +56,7 @@ def test_bad_inputs_raise_one_line_errors(tmp_path: Path) -> None:
 
 def test_oversized_line_is_skipped_and_counted(tmp_path: Path) -> None:
     user = {"type": "user", "sessionId": "s", "message": {"role": "user", "content": "x" * 3_000_000}}
-    ok = {
+    ok: dict[str, Any] = {
         "type": "assistant",
         "sessionId": "s",
         "requestId": "req_1",

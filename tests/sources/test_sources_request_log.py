@@ -26,9 +26,9 @@ U = {"input_tokens": 10, "cache_creation_input_tokens": 0, "cache_read_input_tok
 
 
 def test_linking_by_message_prefix_extension(tmp_path: Path) -> None:
-    first = [{"role": "user", "content": "What is 2+2?"}]
+    first: list[dict[str, Any]] = [{"role": "user", "content": "What is 2+2?"}]
     # same prompt written as a text block and with different whitespace: still an extension
-    second = [
+    second: list[dict[str, Any]] = [
         {"role": "user", "content": [{"type": "text", "text": "What is 2+2?"}]},
         {"role": "assistant", "content": "4"},
         {"role": "user", "content": "And 3+3?"},

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 import logging
 import os
 import sqlite3
@@ -87,9 +86,11 @@ def _load(
     until: dt.date | None,
     db: str | None,
     use_index: bool,
+    summed: bool = False,
 ) -> Any:
+    """``load_runs`` (or, when ``summed``, ``load_summaries``) with every failure as one line."""
     from tokenomy.report.data import date_bounds
-    from tokenomy.sources import default_claude_dirs, load_runs
+    from tokenomy.sources import default_claude_dirs, load_runs, load_summaries
 
     targets: list[str | Path] = list(paths)
     if not targets:
@@ -102,6 +103,10 @@ def _load(
     lo, hi = date_bounds(since, until)
     with _progress(sys.stderr.isatty()) as progress:
         try:
+            if summed:
+                return load_summaries(
+                    targets, source=source, progress=progress, index_db=db, use_index=use_index
+                )
             return load_runs(
                 targets,
                 source=source,
@@ -183,14 +188,48 @@ def report(
     output file (default: the Claude Code folders of this machine). Figures that a log
     under-records are marked as lower bounds at the end.
     """
+    import gc
+
+    # a short-lived command that builds many small objects and frees few cycles: the cyclic
+    # collector would only rescan them
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        _report(paths, by, since, until, run_id, as_json, source, html_file, no_index, db)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+
+def _report(
+    paths: tuple[str, ...],
+    by: str,
+    since: dt.date | None,
+    until: dt.date | None,
+    run_id: str | None,
+    as_json: bool,
+    source: str,
+    html_file: str | None,
+    no_index: bool,
+    db: str | None,
+) -> None:
     from tokenomy import pricing
     from tokenomy.report import data as rd
+    from tokenomy.report.sums import can_sum
 
     if since and until and since > until:
         raise click.BadParameter(f"--since {since} is after --until {until}", param_hint="--since")
     logging.getLogger("tokenomy.pricing").addHandler(logging.NullHandler())
     pricing.clear_pricing_notes()
-    loaded = _load(paths, source=source, since=since, until=until, db=db, use_index=not no_index)
+    # a table or JSON only adds up: Claude Code runs come as per-file sums (no turns to build);
+    # one run turn by turn, or the page's per-turn charts, need the turns
+    summed = run_id is None and html_file is None
+    loaded = _load(
+        paths, source=source, since=since, until=until, db=db, use_index=not no_index, summed=summed
+    )
+    if summed and not can_sum(loaded.sums, since, until):
+        summed = False
+        loaded = _load(paths, source=source, since=since, until=until, db=db, use_index=not no_index)
     runs = list(loaded.runs)
     common: dict[str, Any] = {
         "since": since,
@@ -208,7 +247,10 @@ def report(
             what = f"{n} runs match {run_id!r}; give more of the id" if n else f"no run {run_id!r}"
             raise UserError(f"{what} among the {len(runs):,} runs read; `tokenomy report` lists their ids")
         detail = rd.build_run_detail(run)
-    data = rd.build_report(runs, by=by, sources=loaded.sources, **common)  # type: ignore[arg-type]
+    if summed:
+        data = rd.build_report(runs, by=by, sums=loaded.sums, **common)  # type: ignore[arg-type]
+    else:
+        data = rd.build_report(runs, by=by, sources=loaded.sources, **common)  # type: ignore[arg-type]
     page = None
     if html_file is not None:
         page = rd.build_page(runs, run_id=run_id, generated_at=time.time(), **common)
@@ -224,11 +266,18 @@ def report(
         out = rd.run_detail_json(detail) if detail is not None else rd.report_json(data)
         if detail is not None:
             out["pricing_notes"] = list(notes)
-        click.echo(json.dumps(out, indent=2))
+        click.echo(_dumps(out))
     else:
         _print(data, detail)
     if html_file is not None:
         click.echo(f"wrote {html_file}", err=True)
+
+
+def _dumps(obj: dict[str, Any]) -> str:
+    """Indented JSON; msgspec's encoder, since ``json.dumps(indent=...)`` runs in pure Python."""
+    import msgspec
+
+    return msgspec.json.format(msgspec.json.encode(obj), indent=2).decode()
 
 
 def _print(data: Any, detail: Any) -> None:

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from tokenomy.model import Exactness, Run, Turn, Usage
 from tokenomy.pricing import Cost, cost, model_info
+from tokenomy.sources._summary import LONG_CONTEXT_SPLIT, Agg, RunSums
 
 __all__ = [
     "GROUPINGS",
@@ -170,17 +171,40 @@ class Tally:
 
     def add_bucket(self, b: _Bucket, c: Cost | None) -> None:
         """Add a bucket of turns of one model whose summed cost is ``c`` (``None``: unpriced)."""
+        self._add_counts(b, c is None)
+        if c is not None:
+            self.cost = self.cost + c
+
+    def _merge(self, t: Tally) -> None:
+        """Add another tally's counts (not its cost)."""
+        self.requests += t.requests
+        self.input_tokens += t.input_tokens
+        self.cache_write_5m += t.cache_write_5m
+        self.cache_write_1h += t.cache_write_1h
+        self.cache_read += t.cache_read
+        self.output_tokens += t.output_tokens
+        self.unpriced_requests += t.unpriced_requests
+        if t.unpriced_models:
+            self.unpriced_models |= t.unpriced_models
+        self.estimated_requests += t.estimated_requests
+        models = self.models
+        for m, n in t.models.items():
+            models[m] = models.get(m, 0) + n
+        if t.first_at is not None and (self.first_at is None or t.first_at < self.first_at):
+            self.first_at = t.first_at
+        if t.last_at is not None and (self.last_at is None or t.last_at > self.last_at):
+            self.last_at = t.last_at
+
+    def _add_counts(self, b: _Bucket, unpriced: bool) -> None:
         self.requests += b.n
         self.input_tokens += b.input_tokens
         self.cache_write_5m += b.cache_write_5m
         self.cache_write_1h += b.cache_write_1h
         self.cache_read += b.cache_read
         self.output_tokens += b.output_tokens
-        if c is None:
+        if unpriced:
             self.unpriced_requests += b.n - b.zero
             self.unpriced_models.add(b.model)
-        else:
-            self.cost = self.cost + c
         self.estimated_requests += b.estimated
         self.models[b.model] = self.models.get(b.model, 0) + b.n
         if b.first_at is not None and (self.first_at is None or b.first_at < self.first_at):
@@ -309,6 +333,7 @@ class _Bucket:
     """
 
     __slots__ = (
+        "band",
         "cache_read",
         "cache_write_1h",
         "cache_write_5m",
@@ -328,8 +353,11 @@ class _Bucket:
         "zero",
     )
 
-    def __init__(self, model: str, tier: str, geo: str | None, per_turn: bool) -> None:
+    def __init__(
+        self, model: str, tier: str, geo: str | None, per_turn: bool, band: int | None = None
+    ) -> None:
         self.model, self.tier, self.geo, self.per_turn = model, tier, geo, per_turn
+        self.band = band  # sums of a per-turn-priced model: requests all above (1) or all below (0) a split
         self.n = self.zero = self.estimated = 0
         self.input_tokens = self.cache_write_5m = self.cache_write_1h = self.cache_read = 0
         self.output_tokens = self.web = 0
@@ -362,7 +390,47 @@ class _Bucket:
         elif u.total_tokens == 0 and not u.web_search_requests:
             self.zero += 1
 
+    def add_sum(self, a: Agg) -> None:
+        """Add a source's pre-summed requests (see ``tokenomy.sources.load_summaries``)."""
+        self.n += a.n
+        self.zero += a.zero
+        self.input_tokens += a.input_tokens
+        self.cache_write_5m += a.cache_write_5m
+        self.cache_write_1h += a.cache_write_1h
+        self.cache_read += a.cache_read
+        self.output_tokens += a.output_tokens
+        self.web += a.web_search
+        if a.first_at is not None and (self.first_at is None or a.first_at < self.first_at):
+            self.first_at = a.first_at
+        if a.last_at is not None and (self.last_at is None or a.last_at > self.last_at):
+            self.last_at = a.last_at
+
+    def priced_parts(self) -> tuple[float, float, float, float, float, float] | None:
+        """``priced()`` as dollars per class: input, writes 5m and 1h, read, output, web search."""
+        if self.band is not None:
+            if self.n == self.zero:
+                return (0.0, 0.0, 0.0, 0.0, 0.0, 0.0)  # nothing billed, whatever the price
+            rates = _band_rates(self.model, self.tier, self.geo, self.band == 1)
+            if rates is None:
+                return None
+            r_in, r_w5, r_w1, r_read, r_out, r_web = rates
+            return (
+                self.input_tokens * r_in,
+                self.cache_write_5m * r_w5,
+                self.cache_write_1h * r_w1,
+                self.cache_read * r_read,
+                self.output_tokens * r_out,
+                self.web * r_web,
+            )
+        c = self.priced()
+        if c is None:
+            return None
+        return (c.input, c.cache_write_5m, c.cache_write_1h, c.cache_read, c.output, c.web_search)
+
     def priced(self) -> Cost | None:
+        if self.band is not None:
+            parts = self.priced_parts()
+            return None if parts is None else _cost_of(parts)
         if self.per_turn:
             return None if self.unpriced else self.cost
         usage = Usage(
@@ -376,6 +444,38 @@ class _Bucket:
             web_search_requests=self.web,
         )
         return _turn_cost(usage, self.model)
+
+
+_CLASSES = ("input_tokens", "cache_write_5m", "cache_write_1h", "cache_read", "output_tokens")
+
+
+@functools.lru_cache(maxsize=4096)
+def _band_rates(model: str, tier: str, geo: str | None, long: bool) -> tuple[float, ...] | None:
+    """Dollars per token of each class (and per web search) in one prompt-size band, each read
+    from ``pricing.cost`` on a request of that band: the price rules stay in pricing."""
+    n = LONG_CONTEXT_SPLIT  # at most the split: the base rates
+    rates: list[float] = []
+    for name in _CLASSES:
+        tokens: dict[str, int] = {name: n}
+        if long:
+            # one token above the split in a prompt class puts the request in the long band
+            tokens = {"input_tokens": n + 1} | ({} if name == "input_tokens" else {name: n})
+        c = cost(Usage(**tokens, service_tier=tier, inference_geo=geo), model)  # type: ignore[arg-type]
+        if c is None:
+            return None
+        dollars = {
+            "input_tokens": c.input,
+            "cache_write_5m": c.cache_write_5m,
+            "cache_write_1h": c.cache_write_1h,
+            "cache_read": c.cache_read,
+            "output_tokens": c.output,
+        }[name]
+        rates.append(dollars / tokens[name])
+    web = cost(Usage(web_search_requests=1000, service_tier=tier, inference_geo=geo), model)  # type: ignore[arg-type]
+    if web is None:
+        return None
+    rates.append(web.web_search / 1000)
+    return tuple(rates)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -407,34 +507,19 @@ def _order_sessions(rows: list[Row]) -> list[Row]:
     return out
 
 
-def build_report(
+def _add_runs(
     runs: Iterable[Run],
-    *,
-    by: GroupBy = "session",
-    since: dt.date | None = None,
-    until: dt.date | None = None,
-    tz: dt.tzinfo | None = None,
-    skipped_lines: int = 0,
-    files: int = 0,
-    sources: Mapping[str, int] | None = None,
-    notes: Sequence[str] = (),
-    pricing_notes: Sequence[str] = (),
-) -> ReportData:
-    """Group every turn of ``runs`` (inside ``since``..``until``, dates inclusive) by ``by``.
-
-    ``tz`` is the zone days, weeks and months are cut in (``None``: the local zone). Runs with no
-    turn in the window are left out. Turns are summed per group and model and priced once per
-    sum, so a large history costs one dictionary update per turn.
-    """
-    if by not in GROUPINGS:
-        raise ValueError(f"by must be one of {', '.join(GROUPINGS)}, not {by!r}")
-    lo, hi = date_bounds(since, until, tz)
+    by: GroupBy,
+    lo: float | None,
+    hi: float | None,
+    tz: dt.tzinfo | None,
+    buckets: dict[tuple[str, str, str, str | None, int | None], _Bucket],
+    time_keys: dict[int, str],
+    qualities: dict[int, Mapping[str, Exactness]],
+) -> list[Run]:
+    """Add every turn of ``runs`` inside the window to ``buckets``; the runs with such a turn."""
     windowed = lo is not None or hi is not None
-    buckets: dict[tuple[str, str, str, str | None], _Bucket] = {}
-    run_of: dict[str, Run] = {}
-    qualities: dict[int, Mapping[str, Exactness]] = {}
-    time_keys: dict[int, str] = {}
-    n_runs = 0
+    seen: list[Run] = []
     for run in runs:
         counted = False
         fixed_key = (
@@ -463,7 +548,7 @@ def build_report(
             else:
                 slot = int(at // 900)  # every zone's offset is a multiple of 15 minutes
                 key = time_keys.get(slot) or time_keys.setdefault(slot, _time_key(at, by, tz))
-            bk = (key, t.model, u.service_tier, u.inference_geo)
+            bk = (key, t.model, u.service_tier, u.inference_geo, None)
             b = buckets.get(bk)
             if b is None:
                 b = buckets[bk] = _Bucket(
@@ -471,18 +556,55 @@ def build_report(
                 )
             b.add(u, at, estimated)
         if counted:
-            n_runs += 1
-            if by == "session":
-                run_of.setdefault(run.run_id, run)
-    totals = Tally()
-    groups: dict[str, Tally] = {}
-    for (key, *_), b in buckets.items():
-        c = b.priced()
-        tally = groups.get(key)
-        if tally is None:
-            tally = groups[key] = Tally()
-        tally.add_bucket(b, c)
-        totals.add_bucket(b, c)
+            seen.append(run)
+    return seen
+
+
+def build_report(
+    runs: Iterable[Run],
+    *,
+    by: GroupBy = "session",
+    since: dt.date | None = None,
+    until: dt.date | None = None,
+    tz: dt.tzinfo | None = None,
+    skipped_lines: int = 0,
+    files: int = 0,
+    sources: Mapping[str, int] | None = None,
+    notes: Sequence[str] = (),
+    pricing_notes: Sequence[str] = (),
+    sums: Sequence[RunSums] | None = None,
+) -> ReportData:
+    """Group every turn of ``runs`` (inside ``since``..``until``, dates inclusive) by ``by``.
+
+    ``tz`` is the zone days, weeks and months are cut in (``None``: the local zone). Runs with no
+    turn in the window are left out. Turns are summed per group and model and priced once per
+    sum, so a large history costs one dictionary update per turn. ``sums`` are runs a source has
+    already summed (``tokenomy.sources.load_summaries``); they add in as if their turns were
+    here, provided ``report.sums.can_sum`` holds. With ``sums`` and no ``sources``, the runs counted per
+    source are filled in.
+    """
+    if by not in GROUPINGS:
+        raise ValueError(f"by must be one of {', '.join(GROUPINGS)}, not {by!r}")
+    lo, hi = date_bounds(since, until, tz)
+    buckets: dict[tuple[str, str, str, str | None, int | None], _Bucket] = {}
+    qualities: dict[int, Mapping[str, Exactness]] = {}
+    time_keys: dict[int, str] = {}
+    runs_seen = _add_runs(runs, by, lo, hi, tz, buckets, time_keys, qualities)
+    n_runs = len(runs_seen)
+    run_of: dict[str, Run] = {}
+    if by == "session":
+        for run in runs_seen:
+            run_of.setdefault(run.run_id, run)
+    from .sums import add_sums, count_sources
+
+    counted_sums = add_sums(sums or (), by, lo, hi, tz, buckets, time_keys, qualities)
+    n_runs += len(counted_sums)
+    if by == "session":
+        for rs in counted_sums:
+            run_of.setdefault(rs.run.run_id, rs.run)
+    if sums is not None and sources is None:
+        sources = count_sources(runs_seen, counted_sums)
+    groups, totals = _tally(buckets)
     quality: dict[str, Exactness] = {c: "exact" for c in TOKEN_CLASSES}
     for q in qualities.values():
         _merge_quality(quality, q)
@@ -506,6 +628,47 @@ def build_report(
         pricing_notes=tuple(pricing_notes),
         since=since,
         until=until,
+    )
+
+
+def _tally(
+    buckets: Mapping[tuple[str, str, str, str | None, int | None], _Bucket],
+) -> tuple[dict[str, Tally], Tally]:
+    """Tallies per group key, and the totals (the sum of the groups): counts added per bucket,
+    dollars per class summed as floats and made a ``Cost`` once per tally, without an object per
+    step."""
+    groups: dict[str, Tally] = {}
+    dollars: dict[str, list[float]] = {}
+    for (key, *_), b in buckets.items():
+        c = b.priced_parts()
+        tally = groups.get(key)
+        if tally is None:
+            tally = groups[key] = Tally()
+            dollars[key] = [0.0] * 6
+        tally._add_counts(b, c is None)
+        if c is not None:
+            acc = dollars[key]
+            acc[0] += c[0]
+            acc[1] += c[1]
+            acc[2] += c[2]
+            acc[3] += c[3]
+            acc[4] += c[4]
+            acc[5] += c[5]
+    totals = Tally()
+    total_dollars = [0.0] * 6
+    for key, tally in groups.items():
+        acc = dollars[key]
+        tally.cost = _cost_of(acc)
+        totals._merge(tally)
+        for i in range(6):
+            total_dollars[i] += acc[i]
+    totals.cost = _cost_of(total_dollars)
+    return groups, totals
+
+
+def _cost_of(d: Sequence[float]) -> Cost:
+    return Cost(
+        input=d[0], cache_write_5m=d[1], cache_write_1h=d[2], cache_read=d[3], output=d[4], web_search=d[5]
     )
 
 

@@ -5,9 +5,11 @@
 - ``request_log``: JSONL of Messages API ``{request, response}`` pairs (what the gateway writes).
 - ``openhands``: OpenHands evaluation output, converted into Messages API requests.
 
-``load_runs(paths)`` detects the format of each file (``detect`` sniffs only the first line),
-reads them all and returns a ``LoadResult``: the runs in start-time order, how many lines were
-skipped, and the notes a report must print (which figures are lower bounds or estimates).
+``load_runs(paths)`` detects the format of each file (``detect`` sniffs only the first line; a
+file the index holds unchanged is not sniffed again), reads them all and returns a
+``LoadResult``: the runs in start-time order, how many lines were skipped, and the notes a report
+must print (which figures are lower bounds or estimates). ``load_summaries(paths)`` is the same
+for reports that only add up: Claude Code runs come back as per-file sums instead of turns.
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ import codecs
 import gc
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msgspec
 
@@ -27,7 +30,19 @@ from tokenomy.errors import InputError
 from tokenomy.model import Run
 from tokenomy.sources._lines import MAX_LINE_BYTES, read_head
 
-__all__ = ["SOURCES", "LoadResult", "default_claude_dirs", "detect", "load_runs"]
+if TYPE_CHECKING:
+    from tokenomy.sources._index import ScanIndex
+    from tokenomy.sources._summary import RunSums
+
+__all__ = [
+    "SOURCES",
+    "LoadResult",
+    "SummaryResult",
+    "default_claude_dirs",
+    "detect",
+    "load_runs",
+    "load_summaries",
+]
 
 SOURCES = ("claude_code", "request_log", "openhands")
 DEFAULT_TRAJECTORY_MODEL = "claude-sonnet-4-5"
@@ -89,7 +104,7 @@ def _sniff(head: bytes) -> str | None:
     return None
 
 
-def _detect_file(path: Path) -> str | None:
+def _detect_file(path: Path | str) -> str | None:
     try:
         return _sniff(read_head(str(path)))
     except OSError as e:
@@ -100,6 +115,31 @@ def _walk(root: Path) -> list[Path]:
     from tokenomy.sources.claude_code import walk_jsonl
 
     return walk_jsonl(root)
+
+
+def _walk_abs(root: Path) -> list[str]:
+    """Like ``walk_jsonl`` (symlinked folders not followed, unreadable ones passed over), as sorted
+    absolute path strings: a Path per file costs more than the walk."""
+    out: list[str] = []
+    stack = [os.path.abspath(root)]
+    while stack:
+        try:
+            entries = os.scandir(stack.pop())
+        except OSError:
+            continue
+        with entries:
+            for e in entries:
+                try:
+                    is_dir = e.is_dir()
+                except OSError:
+                    is_dir = False
+                if is_dir:
+                    if not e.is_symlink():
+                        stack.append(e.path)
+                elif e.name.endswith(".jsonl"):
+                    out.append(e.path)
+    out.sort()
+    return out
 
 
 def detect(path: Path) -> str:
@@ -159,13 +199,22 @@ def _unrecognised_file(path: Path) -> str:
     return f"{path} {what}; pass a .jsonl log (or --source to force a format)"
 
 
-def _collect(paths: Sequence[str | Path], source: str) -> tuple[dict[str, list[Path]], list[str], int]:
-    """Files by source; notes about files left out; how many files were considered."""
+def _collect(
+    paths: Sequence[str | Path],
+    source: str,
+    known: Mapping[str, tuple[int, int]] | None = None,
+    stat_of: dict[str, tuple[int, int]] | None = None,
+) -> tuple[dict[str, list[str]], list[str], int]:
+    """Files (absolute paths) by source; notes about files left out; how many files were considered.
+
+    ``known`` maps Claude Code files the index holds to their ``(size, mtime_ns)``: a file found
+    unchanged is not sniffed again. ``stat_of`` (filled here) keeps the stats taken for the scan.
+    """
     if source != "auto" and source not in SOURCES:
         raise InputError(f"unknown source {source!r}; use one of: auto, {', '.join(SOURCES)}")
     explicit = bool(paths)
     roots = [Path(p).expanduser() for p in paths] if explicit else default_claude_dirs()
-    by_source: dict[str, list[Path]] = {s: [] for s in SOURCES}
+    by_source: dict[str, list[str]] = {s: [] for s in SOURCES}
     notes: list[str] = []
     considered = 0
     seen: set[str] = set()
@@ -180,24 +229,23 @@ def _collect(paths: Sequence[str | Path], source: str) -> tuple[dict[str, list[P
                 f"path not found: {root}; check the spelling, or omit it to read ~/.claude/projects"
             )
         if root.is_dir():
-            files = _walk(root)
+            files = _walk_abs(root)
             if not files:
                 raise InputError(
                     f"no .jsonl files under {root}; point at a Claude Code projects folder or a log file"
                 )
             unknown = 0
-            for f in files:
-                key = os.path.abspath(f)
+            for key in files:
                 if key in seen:
                     continue
                 seen.add(key)
                 considered += 1
-                kind = source if source != "auto" else _detect_file(f)
+                kind = source if source != "auto" else _kind_of(key, known, stat_of)
                 if kind is None:
-                    if f.stat().st_size:
+                    if os.path.getsize(key):
                         unknown += 1
                     continue
-                by_source[kind].append(Path(key))
+                by_source[kind].append(key)
             if unknown and unknown == len(files):
                 raise InputError(_unrecognised_dir(root, len(files)))
             if unknown:
@@ -213,8 +261,24 @@ def _collect(paths: Sequence[str | Path], source: str) -> tuple[dict[str, list[P
             kind = source if source != "auto" else _detect_file(root)
             if kind is None:
                 raise InputError(_unrecognised_file(root))
-            by_source[kind].append(Path(key))
+            by_source[kind].append(key)
     return by_source, notes, considered
+
+
+def _kind_of(
+    path: str, known: Mapping[str, tuple[int, int]] | None, stat_of: dict[str, tuple[int, int]] | None
+) -> str | None:
+    """A file's source: an unchanged file the index holds is a Claude Code transcript (no need to
+    sniff it); any other is sniffed."""
+    if known is not None and stat_of is not None:
+        try:
+            st = os.stat(path)
+        except OSError as e:
+            raise InputError(f"cannot read {path}: {e.strerror}; check its permissions") from e
+        size_mtime = stat_of[path] = (st.st_size, st.st_mtime_ns)
+        if known.get(path) == size_mtime:
+            return "claude_code"
+    return _detect_file(path)
 
 
 def _in_window(t: float | None, since: float | None, until: float | None) -> bool:
@@ -261,89 +325,202 @@ def load_runs(
     ``[since, until)`` (naive datetimes are UTC). ``with_requests=False`` skips the work only
     request-level consumers need (visible-token estimates, parsed request bodies where optional).
     """
-    by_source, notes, considered = _collect(paths, source)
-    # building ~100k small frozen objects: the cyclic GC would rescan them all, again and again
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        return _load(
-            by_source,
-            notes,
-            considered,
-            since,
-            until,
-            progress,
-            index_db,
-            use_index,
-            with_requests,
-            max_line_bytes,
-            trajectory_model,
+    from tokenomy.sources._scan import scan
+    from tokenomy.sources.claude_code import build_runs
+
+    with _Reading(paths, source, index_db, use_index) as rd:
+        runs: list[Run] = []
+        skipped = 0
+        readable = False
+        if rd.by_source["claude_code"]:
+            scanned = scan(
+                rd.by_source["claude_code"],
+                index=rd.index,
+                stored=rd.stored,
+                stat_of=rd.stat_of,
+                with_requests=with_requests,
+                want_states=True,
+                max_line_bytes=max_line_bytes,
+                progress=progress,
+            )
+            states = scanned.state_of([s.path for s in scanned.summaries])
+            cc_runs, counters = build_runs(states, with_requests=with_requests)
+            runs.extend(cc_runs)
+            skipped += sum(s.skipped for s in scanned.summaries)
+            readable = any(s.lines > 0 for s in scanned.summaries)
+            rd.notes.extend(_claude_notes(counters))
+        more, more_skipped, more_readable = _load_others(
+            rd.by_source, rd.notes, max_line_bytes, trajectory_model
         )
-    finally:
-        if gc_was_enabled:
+        runs.extend(more)
+        _check_readable(runs, skipped + more_skipped, readable or more_readable, max_line_bytes)
+        runs = _filter(runs, since, until)
+        runs.sort(key=lambda r: (r.started_at if r.started_at is not None else math.inf, r.run_id))
+        counts: dict[str, int] = {}
+        for r in runs:
+            counts[r.source] = counts.get(r.source, 0) + 1
+        return LoadResult(
+            runs=runs,
+            skipped_lines=skipped + more_skipped,
+            notes=rd.notes,
+            files=rd.considered,
+            sources=counts,
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SummaryResult:
+    """What ``load_summaries`` read: Claude Code runs as sums, every other run whole."""
+
+    sums: list[RunSums]
+    runs: list[Run]
+    skipped_lines: int
+    notes: list[str]
+    files: int
+
+
+def load_summaries(
+    paths: Sequence[str | Path],
+    *,
+    source: str = "auto",
+    progress: Callable[[int, int], None] | None = None,
+    index_db: Path | str | None = None,
+    use_index: bool = True,
+    max_line_bytes: int = MAX_LINE_BYTES,
+    trajectory_model: str = DEFAULT_TRAJECTORY_MODEL,
+) -> SummaryResult:
+    """Like ``load_runs``, for reports that only add up: Claude Code runs come as sums, no turns.
+
+    The index keeps each file's sums, so over an unchanged tree this reads no transcript at all.
+    A file that shares a response with another file (a resumed session) is read from its full
+    state instead and comes back in ``runs``, so each response still counts once, with its
+    largest ``output_tokens``. No time window here: ``report.data.build_report`` applies one.
+    """
+    from tokenomy.sources._scan import scan
+    from tokenomy.sources._summary import run_sums, shared_keys
+
+    with _Reading(paths, source, index_db, use_index) as rd:
+        sums: list[RunSums] = []
+        runs: list[Run] = []
+        skipped = 0
+        readable = False
+        if rd.by_source["claude_code"]:
+            scanned = scan(
+                rd.by_source["claude_code"],
+                index=rd.index,
+                stored=rd.stored,
+                stat_of=rd.stat_of,
+                with_requests=False,
+                want_states=False,
+                max_line_bytes=max_line_bytes,
+                progress=progress,
+            )
+            # which files share a response is kept with the signature of the files it was found for
+            shared = rd.index.shared(scanned.signature) if rd.index is not None else None
+            if shared is None:
+                shared = shared_keys(scanned.summaries)
+                if rd.index is not None:
+                    rd.index.save_shared(scanned.signature, shared)
+            counters = {"duplicates": 0, "lower_bound": 0, "responses": 0, "synthetic": 0}
+            for summ in scanned.summaries:
+                skipped += summ.skipped
+                readable = readable or summ.lines > 0
+                if summ.path in shared:
+                    continue
+                counters["synthetic"] += summ.synthetic
+                counters["responses"] += summ.responses
+                counters["lower_bound"] += sum(a.lower for a in summ.coarse)
+                sums.extend(run_sums(summ))
+            if shared:
+                from tokenomy.sources.claude_code import build_runs
+
+                cc_runs, more = build_runs(scanned.state_of(sorted(shared)), with_requests=False)
+                runs.extend(cc_runs)
+                for k, v in more.items():
+                    counters[k] += v
+            rd.notes.extend(_claude_notes(counters))
+        more_runs, more_skipped, more_readable = _load_others(
+            rd.by_source, rd.notes, max_line_bytes, trajectory_model
+        )
+        runs.extend(more_runs)
+        _check_readable(
+            [*runs, *(x.run for x in sums)], skipped + more_skipped, readable or more_readable, max_line_bytes
+        )
+        return SummaryResult(
+            sums=sums, runs=runs, skipped_lines=skipped + more_skipped, notes=rd.notes, files=rd.considered
+        )
+
+
+class _Reading:
+    """Opens the index (when used), finds and sorts the files, and keeps the cyclic GC off meanwhile:
+    building ~100k small frozen objects would make it rescan them all, again and again."""
+
+    def __init__(
+        self, paths: Sequence[str | Path], source: str, index_db: Path | str | None, use_index: bool
+    ) -> None:
+        self.paths, self.source, self.index_db, self.use_index = paths, source, index_db, use_index
+        self.index: ScanIndex | None = None
+        self.gc_was_enabled = gc.isenabled()
+
+    def __enter__(self) -> _Reading:
+        from tokenomy.sources._index import ScanIndex
+
+        gc.disable()
+        try:
+            self.index = ScanIndex(self.index_db) if self.use_index else None
+            self.stored = self.index.load_meta() if self.index is not None else {}
+            known = {p: (r.size, r.mtime_ns) for p, r in self.stored.items()}
+            self.stat_of: dict[str, tuple[int, int]] = {}
+            self.by_source, self.notes, self.considered = _collect(
+                self.paths, self.source, known, self.stat_of
+            )
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.index is not None:
+            self.index.close()
+            self.index = None
+        if self.gc_was_enabled:
             gc.enable()
 
 
-def _load(
-    by_source: dict[str, list[Path]],
-    notes: list[str],
-    considered: int,
-    since: datetime | None,
-    until: datetime | None,
-    progress: Callable[[int, int], None] | None,
-    index_db: Path | str | None,
-    use_index: bool,
-    with_requests: bool,
-    max_line_bytes: int,
-    trajectory_model: str,
-) -> LoadResult:
+def _load_others(
+    by_source: dict[str, list[str]], notes: list[str], max_line_bytes: int, trajectory_model: str
+) -> tuple[list[Run], int, bool]:
+    """Runs of the request logs and trajectories; lines skipped; whether any line was readable."""
     runs: list[Run] = []
     skipped = 0
-    readable_lines = False
-    if by_source["claude_code"]:
-        from tokenomy.sources._scan import scan_claude_code
-        from tokenomy.sources.claude_code import build_runs
-
-        states = scan_claude_code(
-            by_source["claude_code"],
-            index_db=index_db,
-            use_index=use_index,
-            with_requests=with_requests,
-            max_line_bytes=max_line_bytes,
-            progress=progress,
-        )
-        cc_runs, counters = build_runs(states, with_requests=with_requests)
-        runs.extend(cc_runs)
-        skipped += sum(s.skipped + s.tail_skipped for s in states)
-        readable_lines = readable_lines or any(s.lines > 0 for s in states)
-        notes.extend(_claude_notes(counters))
+    readable = False
     if by_source["request_log"]:
         from tokenomy.sources.request_log import load_request_logs
 
-        rl = load_request_logs(by_source["request_log"], max_line_bytes=max_line_bytes)
+        rl = load_request_logs([Path(p) for p in by_source["request_log"]], max_line_bytes=max_line_bytes)
         runs.extend(rl.runs)
         skipped += rl.skipped
-        readable_lines = readable_lines or rl.lines_read > 0
+        readable = readable or rl.lines_read > 0
         notes.extend(rl.notes)
     if by_source["openhands"]:
         from tokenomy.sources.trajectories import load_trajectories
 
-        tr = load_trajectories(by_source["openhands"], model=trajectory_model, max_line_bytes=max_line_bytes)
+        tr = load_trajectories(
+            [Path(p) for p in by_source["openhands"]], model=trajectory_model, max_line_bytes=max_line_bytes
+        )
         runs.extend(tr.runs)
         skipped += tr.skipped
-        readable_lines = readable_lines or tr.lines_read > 0
+        readable = readable or tr.lines_read > 0
         notes.extend(tr.notes)
-    if not runs and skipped and not readable_lines:
+    return runs, skipped, readable
+
+
+def _check_readable(runs: list[Run], skipped: int, readable: bool, max_line_bytes: int) -> None:
+    if not runs and skipped and not readable:
         raise InputError(
             f"nothing could be read: all {skipped} line(s) were corrupt, truncated or longer than "
             f"{max_line_bytes // (1024 * 1024)} MB; check the file is a complete JSONL log"
         )
-    runs = _filter(runs, since, until)
-    runs.sort(key=lambda r: (r.started_at if r.started_at is not None else math.inf, r.run_id))
-    counts: dict[str, int] = {}
-    for r in runs:
-        counts[r.source] = counts.get(r.source, 0) + 1
-    return LoadResult(runs=runs, skipped_lines=skipped, notes=notes, files=considered, sources=counts)
 
 
 def _claude_notes(c: dict[str, int]) -> list[str]:

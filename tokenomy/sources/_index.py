@@ -1,8 +1,8 @@
 """The incremental scan index, kept in the local SQLite ledger.
 
-One row per transcript file: its size, mtime, the byte offset scanned so far, the per-response
-aggregates found so far (a msgpack ``FileState``, enough to resume) and its sums (a msgpack
-``FileSummary``, what a report adds up). On a re-run an unchanged file is not opened and its state
+Two rows per transcript file, both with its size, mtime and the byte offset scanned so far: in
+``source_files`` the per-response aggregates found so far (a msgpack ``FileState``, enough to
+resume), in ``source_sums`` its sums (a msgpack ``FileSummary``, what a report adds up). On a re-run an unchanged file is not opened and its state
 not even loaded, a grown one is read from the stored offset only, and one that shrank or whose
 head changed is read again from the start.
 """
@@ -33,13 +33,33 @@ def _m001_source_files(conn: sqlite3.Connection) -> None:
     )
 
 
-def _m002_summary(conn: sqlite3.Connection) -> None:
-    conn.execute("ALTER TABLE source_files ADD COLUMN summary BLOB")
+def _m002_file_sums(conn: sqlite3.Connection) -> None:
+    # a table of its own, read whole on every run: reading columns stored after a large state
+    # blob would walk the blob's pages
+    conn.execute(
+        """CREATE TABLE source_sums (
+            path TEXT PRIMARY KEY,
+            size INTEGER NOT NULL,
+            mtime_ns INTEGER NOT NULL,
+            offset INTEGER NOT NULL,
+            parser INTEGER NOT NULL,
+            with_visible INTEGER NOT NULL,
+            summary BLOB NOT NULL
+        )"""
+    )
+
+
+def _m003_shared(conn: sqlite3.Connection) -> None:
+    conn.execute(
+        "CREATE TABLE source_shared (id INTEGER PRIMARY KEY CHECK (id = 1), signature BLOB NOT NULL, "
+        "paths TEXT NOT NULL)"
+    )
 
 
 MIGRATIONS: list[Migration] = [
     ("sources_001_source_files", _m001_source_files),
-    ("sources_002_summary", _m002_summary),
+    ("sources_002_file_sums", _m002_file_sums),
+    ("sources_003_shared", _m003_shared),
 ]
 
 
@@ -50,7 +70,7 @@ class Stored(NamedTuple):
     mtime_ns: int
     offset: int
     parser: int
-    with_visible: bool
+    with_visible: int  # 0 or 1
     summary: bytes | None
 
 
@@ -64,9 +84,10 @@ class ScanIndex:
     def load_meta(self) -> dict[str, Stored]:
         """Every stored file but its state (one query: cheaper than looking paths up one by one)."""
         rows = self.conn.execute(
-            "SELECT path, size, mtime_ns, offset, parser, with_visible, summary FROM source_files"
+            "SELECT path, size, mtime_ns, offset, parser, with_visible, summary FROM source_sums"
         )
-        return {p: Stored(size, mtime, off, parser, bool(vis), summ) for p, size, mtime, off, parser, vis, summ in rows}
+        make = Stored._make
+        return {row[0]: make(row[1:]) for row in rows}
 
     def load_states(self, paths: Iterable[str]) -> dict[str, bytes]:
         """``path -> state`` (msgpack ``FileState``) for the paths that have one."""
@@ -84,18 +105,37 @@ class ScanIndex:
     def save(self, rows: Iterable[tuple[str, int, int, int, int, bool, bytes, bytes]]) -> None:
         """Upsert ``(path, size, mtime_ns, offset, parser, with_visible, state, summary)`` in one transaction."""
         now = time.time()
+        rows = list(rows)
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             self.conn.executemany(
                 "INSERT OR REPLACE INTO source_files "
-                "(path, size, mtime_ns, offset, parser, with_visible, state, summary, scanned_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                ((p, s, m, o, v, int(w), b, y, now) for p, s, m, o, v, w, b, y in rows),
+                "(path, size, mtime_ns, offset, parser, with_visible, state, scanned_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                ((p, s, m, o, v, int(w), b, now) for p, s, m, o, v, w, b, _ in rows),
+            )
+            self.conn.executemany(
+                "INSERT OR REPLACE INTO source_sums (path, size, mtime_ns, offset, parser, with_visible, summary) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                ((p, s, m, o, v, int(w), y) for p, s, m, o, v, w, _, y in rows),
             )
             self.conn.execute("COMMIT")
         except BaseException:
             self.conn.execute("ROLLBACK")
             raise
+
+    def shared(self, signature: bytes) -> set[str] | None:
+        """The files found sharing responses when the scanned files last had ``signature``."""
+        row = self.conn.execute("SELECT signature, paths FROM source_shared WHERE id = 1").fetchone()
+        if row is None or row[0] != signature:
+            return None
+        return set(row[1].split("\n")) - {""}
+
+    def save_shared(self, signature: bytes, paths: set[str]) -> None:
+        self.conn.execute(
+            "INSERT OR REPLACE INTO source_shared (id, signature, paths) VALUES (1, ?, ?)",
+            (signature, "\n".join(sorted(paths))),
+        )
 
     def close(self) -> None:
         self.conn.close()

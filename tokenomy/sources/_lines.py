@@ -94,9 +94,11 @@ def iter_lines(
 def read_head(path: str, limit: int = 1024 * 1024) -> bytes:
     """The first non-blank line of a file, cut at ``limit`` bytes: enough to sniff its format."""
     out = b""
+    step = 8192  # most first lines are short: read a little first
     with open(path, "rb") as fh:
         while len(out) < limit:
-            chunk = fh.read(min(65536, limit))
+            chunk = fh.read(min(step, limit))
+            step = 65536
             if not chunk:
                 break
             out += chunk

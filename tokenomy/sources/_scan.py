@@ -7,25 +7,25 @@ small inputs are scanned in-process because a pool costs more to start than it s
 from __future__ import annotations
 
 import hashlib
-import multiprocessing
 import os
-import threading
-from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+import msgspec
 
 from tokenomy.sources._index import ScanIndex, Stored
 from tokenomy.sources._lines import MAX_LINE_BYTES
-from tokenomy.sources._summary import SUMMARY_DECODER, SUMMARY_ENCODER, FileSummary, summarize
-from tokenomy.sources.claude_code import (
-    PARSER_VERSION,
-    STATE_DECODER,
-    STATE_ENCODER,
-    FileState,
-    new_state,
-    scan_file,
-)
+from tokenomy.sources._summary import PARSER_VERSION, SUMMARY_DECODER, FileSummary
+
+if TYPE_CHECKING:
+    import multiprocessing.context
+
+    from tokenomy.sources.claude_code import FileState
+
+# The transcript decoder (claude_code), the process pool and multiprocessing load only when a file
+# has to be read: over an unchanged tree none is, and their imports would be most of the run.
 
 PARALLEL_MIN_BYTES = 24 * 1024 * 1024  # below this a process pool costs more than it saves
 BATCH_BYTES = 16 * 1024 * 1024  # work handed to a worker at a time: small enough to balance cores
@@ -56,19 +56,43 @@ class Scanned:
     summaries: list[FileSummary]
     states: dict[str, bytes]
     index: ScanIndex | None
+    signature: bytes = b""  # of every scanned file's path, size and mtime: equal when nothing changed
+    with_requests: bool = False
 
     def state_of(self, paths: Sequence[str]) -> list[FileState]:
+        from tokenomy.sources.claude_code import STATE_DECODER
+
         blobs = dict(self.states)
         missing = [p for p in paths if p not in blobs]
         if missing and self.index is not None:
             blobs.update(self.index.load_states(missing))
-        return [STATE_DECODER.decode(blobs[p]) for p in paths if p in blobs]
+        out: list[FileState] = []
+        for p in paths:
+            blob = blobs.get(p)
+            if blob is None:
+                continue
+            try:
+                out.append(STATE_DECODER.decode(blob))
+            except msgspec.DecodeError:
+                # a damaged row: read the file again from the start
+                try:
+                    st = os.stat(p)
+                except OSError:
+                    continue
+                fresh = _fresh(p, st.st_size, st.st_mtime_ns, self.with_requests)
+                done = scan_job([((p, fresh, st.st_size, st.st_mtime_ns), MAX_LINE_BYTES)])[0]
+                if done is not None:
+                    out.append(STATE_DECODER.decode(done[1]))
+        return out
 
 
 def scan_job(jobs: list[tuple[Job, int]]) -> list[Done]:
     """Worker entry point: resume each state to EOF; return it with its summary, encoded."""
+    from tokenomy.sources._summary import SUMMARY_ENCODER, summarize
+    from tokenomy.sources.claude_code import STATE_DECODER, STATE_ENCODER, scan_file
+
     out: list[Done] = []
-    for (path, blob, size, mtime), cap in jobs:
+    for (_, blob, size, mtime), cap in jobs:
         state = STATE_DECODER.decode(blob)
         state.size, state.mtime_ns = size, mtime
         try:
@@ -92,16 +116,17 @@ def _head_matches(path: str, state: FileState) -> bool:
 
 
 def _plan(
-    files: Sequence[Path],
+    files: Sequence[str | Path],
     stored: dict[str, Stored],
     stat_of: dict[str, tuple[int, int]],
     index: ScanIndex | None,
     with_requests: bool,
     stats: ScanStats,
-) -> tuple[list[tuple[str, bytes]], list[Job]]:
-    """Split files into ``(path, summary)`` reusable as stored and jobs to (re)scan from an offset."""
-    done: list[tuple[str, bytes]] = []
-    todo: list[Job] = []
+) -> tuple[list[FileSummary], list[tuple[Job, int]]]:
+    """Split files into summaries reusable as stored and jobs (with the bytes each will
+    read) to scan from an offset. Fills ``stat_of`` for every file that exists."""
+    done: list[FileSummary] = []
+    todo: list[tuple[Job, int]] = []
     grown: list[tuple[str, int, int]] = []
     for f in files:
         path = str(f)
@@ -111,7 +136,7 @@ def _plan(
                 os_st = os.stat(path)
             except OSError:
                 continue
-            st = (os_st.st_size, os_st.st_mtime_ns)
+            st = stat_of[path] = (os_st.st_size, os_st.st_mtime_ns)
         size, mtime = st
         row = stored.get(path)
         # a state stored without visible-token estimates is read again when they are wanted
@@ -122,35 +147,54 @@ def _plan(
             and (row.with_visible or not with_requests)
         ):
             if size == row.size and mtime == row.mtime_ns:
-                stats.files_reused += 1
-                done.append((path, row.summary))
-                continue
+                summary = _decoded(row.summary)
+                if summary is not None:
+                    stats.files_reused += 1
+                    done.append(summary)
+                    continue
             if size >= row.offset:
                 grown.append((path, size, mtime))  # read appended bytes, if the head is unchanged
                 continue
         if row is not None:
             stats.full_rescans += 1
-        todo.append((path, STATE_ENCODER.encode(new_state(path, size, mtime, with_requests)), size, mtime))
-    old = index.load_states(p for p, _, _ in grown) if index is not None and grown else {}
+        todo.append(((path, _fresh(path, size, mtime, with_requests), size, mtime), size))
+    if not grown:
+        return done, todo
+    from tokenomy.sources.claude_code import STATE_DECODER
+
+    old = index.load_states(p for p, _, _ in grown) if index is not None else {}
     for path, size, mtime in grown:
         blob = old.get(path)
-        state = STATE_DECODER.decode(blob) if blob is not None else None
+        try:
+            state = STATE_DECODER.decode(blob) if blob is not None else None
+        except msgspec.DecodeError:
+            state = None  # a damaged row: read the file again from the start
         if blob is None or state is None or not _head_matches(path, state):
             stats.full_rescans += 1
-            blob = STATE_ENCODER.encode(new_state(path, size, mtime, with_requests))
-        todo.append((path, blob, size, mtime))
+            blob = _fresh(path, size, mtime, with_requests)
+            state = None
+        todo.append(((path, blob, size, mtime), size - (state.offset if state is not None else 0)))
     return done, todo
 
 
-def _pending_bytes(job: Job) -> int:
-    return max(job[2] - _offset_of(job[1]), 0)
+def _decoded(blob: bytes) -> FileSummary | None:
+    """A stored summary, or None when it does not decode (the file is then read again)."""
+    try:
+        return SUMMARY_DECODER.decode(blob)
+    except msgspec.DecodeError:
+        return None
 
 
-def _offset_of(blob: bytes) -> int:
-    return STATE_DECODER.decode(blob).offset
+def _fresh(path: str, size: int, mtime: int, with_requests: bool) -> bytes:
+    from tokenomy.sources.claude_code import STATE_ENCODER, new_state
+
+    return STATE_ENCODER.encode(new_state(path, size, mtime, with_requests))
 
 
 def _pool_context() -> multiprocessing.context.BaseContext:
+    import multiprocessing
+    import threading
+
     # fork is cheap, but unsafe once other threads exist; spawn is the safe fallback
     if "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1:
         return multiprocessing.get_context("fork")
@@ -162,8 +206,11 @@ def _scan_parallel(
     workers: int,
     max_line_bytes: int,
     tick: Callable[[int], None],
-) -> list[tuple[Job, Done]]:
+    sink: _Sink,
+) -> None:
     """Scan on ``workers`` processes: biggest files first, in batches of about ``BATCH_BYTES``."""
+    from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+
     order = sorted(todo, key=lambda jn: jn[1], reverse=True)
     batches: list[list[tuple[Job, int]]] = []
     cur: list[tuple[Job, int]] = []
@@ -176,7 +223,6 @@ def _scan_parallel(
             cur, cur_bytes = [], 0
     if cur:
         batches.append(cur)
-    out: list[tuple[Job, Done]] = []
     with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context()) as pool:
         pending: dict[Future[list[Done]], list[tuple[Job, int]]] = {}
         for b in batches:
@@ -186,13 +232,36 @@ def _scan_parallel(
             finished, _ = wait(pending, return_when=FIRST_COMPLETED)
             for fut in finished:
                 b = pending.pop(fut)
-                out.extend(zip((job for job, _ in b), fut.result(), strict=True))
+                # stored while the other batches are still being read: off the critical path
+                sink.add(zip((job for job, _ in b), fut.result(), strict=True))
                 tick(sum(n for _, n in b))
-    return out
+
+
+class _Sink:
+    """Takes scan results as they come: decodes summaries, saves rows to the index, collects states."""
+
+    def __init__(self, index: ScanIndex | None, with_requests: bool) -> None:
+        self.index, self.with_requests = index, with_requests
+        self.states: dict[str, bytes] = {}
+        self.summaries: dict[str, FileSummary] = {}
+        self.files = 0
+
+    def add(self, results: Iterable[tuple[Job, Done]]) -> None:
+        rows: list[tuple[str, int, int, int, int, bool, bytes, bytes]] = []
+        for (path, _, size, mtime), res in results:
+            if res is None:
+                continue
+            offset, state, summary = res
+            self.states[path] = state
+            self.summaries[path] = SUMMARY_DECODER.decode(summary)
+            rows.append((path, size, mtime, offset, PARSER_VERSION, self.with_requests, state, summary))
+        self.files += len(rows)
+        if self.index is not None and rows:
+            self.index.save(rows)
 
 
 def scan(
-    files: Sequence[Path],
+    files: Sequence[str | Path],
     *,
     index: ScanIndex | None,
     stored: dict[str, Stored] | None = None,
@@ -212,8 +281,8 @@ def scan(
     stats = stats if stats is not None else ScanStats()
     if stored is None:
         stored = index.load_meta() if index is not None else {}
-    done, todo = _plan(files, stored, stat_of or {}, index, with_requests, stats)
-    sized = [(job, _pending_bytes(job)) for job in todo]
+    stat_of = stat_of if stat_of is not None else {}
+    done, sized = _plan(files, stored, stat_of, index, with_requests, stats)
     total = sum(n for _, n in sized)
     read = 0
 
@@ -226,42 +295,41 @@ def scan(
     if progress is not None:
         progress(0, total)
     n_workers = workers if workers is not None else min(os.cpu_count() or 1, 8)
-    results: list[tuple[Job, Done]]
-    if n_workers > 1 and len(todo) > 1 and total >= PARALLEL_MIN_BYTES:
+    sink = _Sink(index, with_requests)
+    if n_workers > 1 and len(sized) > 1 and total >= PARALLEL_MIN_BYTES:
         stats.workers = n_workers
-        results = _scan_parallel(sized, n_workers, max_line_bytes, tick)
+        _scan_parallel(sized, n_workers, max_line_bytes, tick, sink)
     else:
         stats.workers = 1
-        results = []
+        results: list[tuple[Job, Done]] = []
         for job, n in sized:
             results.append((job, scan_job([(job, max_line_bytes)])[0]))
             tick(n)
-    states: dict[str, bytes] = {}
-    summaries: dict[str, bytes] = dict(done)
-    rows: list[tuple[str, int, int, int, int, bool, bytes, bytes]] = []
-    for (path, _, size, mtime), res in results:
-        if res is None:
-            continue
-        offset, state, summary = res
-        states[path] = state
-        summaries[path] = summary
-        rows.append((path, size, mtime, offset, PARSER_VERSION, with_requests, state, summary))
-    stats.files_read += len(rows)
+        sink.add(results)
+    states = sink.states
+    summaries = sink.summaries
+    for summ in done:
+        summaries[summ.path] = summ
+    stats.files_read += sink.files
     stats.bytes_read += total
-    if index is not None and rows:
-        index.save(rows)
     if want_states and index is not None:
-        reused = [p for p, _ in done]
+        reused = [summ.path for summ in done]
         states.update(index.load_states(reused))
+    paths = sorted(summaries)
+    signature = hashlib.blake2b(
+        "\n".join(f"{p}\t{stat_of[p][0]}\t{stat_of[p][1]}" for p in paths).encode(), digest_size=16
+    ).digest()
     return Scanned(
-        summaries=[SUMMARY_DECODER.decode(summaries[p]) for p in sorted(summaries)],
+        summaries=[summaries[p] for p in paths],
         states=states,
         index=index,
+        signature=signature,
+        with_requests=with_requests,
     )
 
 
 def scan_claude_code(
-    files: Sequence[Path],
+    files: Sequence[str | Path],
     *,
     index_db: Path | str | None,
     use_index: bool,

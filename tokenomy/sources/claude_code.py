@@ -27,14 +27,14 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 
-from tokenomy.model import Exactness, Run, RunKind, Turn, Usage
+from tokenomy.model import Exactness, Run, Turn, Usage
 from tokenomy.sources._lines import MAX_LINE_BYTES, LineStats, iter_blocks, iter_lines
+from tokenomy.sources._summary import PARSER_VERSION, is_exact, run_identity, run_meta, service_tier
 from tokenomy.tokens import (
     BLOCK_OVERHEAD,
     DEFAULT_COUNTER,
@@ -45,7 +45,6 @@ from tokenomy.tokens import (
 )
 
 SOURCE = "claude_code"
-PARSER_VERSION = 2  # bump when FileState's meaning changes: stored states are then re-scanned
 HEAD_BYTES = 4096
 
 # ---- the typed line shape: only what is used is declared; everything else is skipped in C ----
@@ -254,9 +253,9 @@ def scan_file(state: FileState, *, max_line_bytes: int = MAX_LINE_BYTES) -> File
     pos = _Pos()
     with open(st.path, "rb") as fh:
         for base, block in iter_blocks(fh, start=st.offset, max_line_bytes=max_line_bytes, stats=stats):
-            values: list[Any] | None
+            values: list[_Line] | None
             try:
-                values = decoder.decode_lines(block)
+                values = cast("list[_Line]", decoder.decode_lines(block))
             except (msgspec.DecodeError, UnicodeDecodeError):
                 values = None
             if values is not None:
@@ -334,7 +333,9 @@ def _fold(st: FileState, line: _Line, keys: dict[str, int], pos: _Pos, with_visi
         _fold_other(st, line, with_visible)
 
 
-def _fold_block(st: FileState, lines: list[_Line], keys: dict[str, int], pos: _Pos, with_visible: bool) -> None:
+def _fold_block(
+    st: FileState, lines: list[_Line], keys: dict[str, int], pos: _Pos, with_visible: bool
+) -> None:
     """Apply a block of decoded lines (the hot path: one cheap test for most lines)."""
     _fold_meta(st, lines)
     for i, line in enumerate(lines):
@@ -342,7 +343,7 @@ def _fold_block(st: FileState, lines: list[_Line], keys: dict[str, int], pos: _P
         if kind == "assistant":
             pos.index = i
             _fold_assistant(st, line, keys, pos, with_visible)
-        elif kind != "progress" and kind is not None:
+        elif kind == "system" or kind == "summary" or (kind == "user" and with_visible):
             _fold_other(st, line, with_visible)
 
 
@@ -354,18 +355,12 @@ def _fold_meta(st: FileState, lines: Sequence[_Line]) -> None:
             if value and line.type != "progress":
                 setattr(st, name, value)
                 break
-    if st.session_id is None or st.agent_id is None or st.cwd is None:
-        for line in lines:
-            if line.type == "progress":
-                continue
-            if st.session_id is None and line.sessionId:
-                st.session_id = line.sessionId
-            if st.agent_id is None and line.agentId:
-                st.agent_id = line.agentId
-            if st.cwd is None and line.cwd:
-                st.cwd = line.cwd
-            if st.session_id is not None and st.agent_id is not None and st.cwd is not None:
-                break
+    if st.session_id is None:
+        st.session_id = next((x.sessionId for x in lines if x.sessionId and x.type != "progress"), None)
+    if st.agent_id is None:
+        st.agent_id = next((x.agentId for x in lines if x.agentId and x.type != "progress"), None)
+    if st.cwd is None:
+        st.cwd = next((x.cwd for x in lines if x.cwd and x.type != "progress"), None)
 
 
 def _fold_other(st: FileState, line: _Line, with_visible: bool) -> None:
@@ -485,69 +480,6 @@ _LOWER: Mapping[str, Exactness] = MappingProxyType(
 _NO_META: Mapping[str, Any] = MappingProxyType({})
 
 
-def _file_kind(path: str) -> tuple[RunKind, str | None]:
-    """The run kind of a file and, for sub-agent files, the parent session id from the path."""
-    p = Path(path)
-    name = p.stem
-    in_subagents = p.parent.name == "subagents"
-    parent = p.parent.parent.name if in_subagents else None
-    if name.startswith(("agent-acompact", "agent-compact")):
-        return "compaction", parent
-    if in_subagents or name.startswith("agent-"):
-        return "subagent", parent
-    return "session", None
-
-
-def _project(path: str, kind: RunKind, cwd: str | None) -> str | None:
-    if cwd:
-        return cwd
-    p = Path(path)
-    d = p.parent.parent.parent if kind != "session" and p.parent.name == "subagents" else p.parent
-    return d.name or None
-
-
-@dataclass(frozen=True, slots=True)
-class RunIdentity:
-    """Who a transcript file's run is: its kind, id, parent, session and project."""
-
-    kind: RunKind
-    run_id: str
-    parent_id: str | None
-    session: str
-    project: str | None
-
-    @property
-    def side_id(self) -> str:
-        """The id of the run made of a v1 session's sidechain lines."""
-        return f"{self.session}/sidechain"
-
-
-def run_identity(path: str, session_id: str | None, cwd: str | None) -> RunIdentity:
-    """The run a file holds, from its path and the session id and cwd its lines carry."""
-    kind, parent = _file_kind(path)
-    stem = Path(path).stem
-    session = session_id or (parent if parent else stem)
-    if kind == "session":
-        run_id, parent_id = stem, None
-    else:
-        parent_id = parent or session_id
-        run_id = f"{parent_id}/{stem}" if parent_id else stem
-    return RunIdentity(kind, run_id, parent_id, session, _project(path, kind, cwd))
-
-
-def run_meta(version: str | None, cwd: str | None, branch: str | None, agent: str | None) -> dict[str, Any]:
-    meta: dict[str, Any] = {}
-    if version:
-        meta["version"] = version
-    if cwd:
-        meta["cwd"] = cwd
-    if branch:
-        meta["git_branch"] = branch
-    if agent:
-        meta["agent_id"] = agent
-    return meta
-
-
 def build_runs(states: Iterable[FileState], *, with_requests: bool) -> tuple[list[Run], dict[str, int]]:
     """Runs from scanned files, each response counted once across all files.
 
@@ -575,7 +507,7 @@ def build_runs(states: Iterable[FileState], *, with_requests: bool) -> tuple[lis
     for i, st in enumerate(ordered):
         counters["synthetic"] += st.synthetic
         ident = run_identity(st.path, st.session_id, st.cwd)
-        kind, run_id, parent_id, session = ident.kind, ident.run_id, ident.parent_id, ident.session
+        kind, run_id, parent_id = ident.kind, ident.run_id, ident.parent_id
         main: list[Turn] = []
         side: list[Turn] = []
         for r in st.resps:
@@ -616,15 +548,6 @@ def build_runs(states: Iterable[FileState], *, with_requests: bool) -> tuple[lis
                 )
             )
     return runs, counters
-
-
-def is_exact(r: Resp) -> bool:
-    """Whether a response's input and output are final (else the stream-start lower bounds)."""
-    return r.final or r.output_tokens > r.first_output
-
-
-def service_tier(r: Resp) -> str:
-    return r.service_tier if r.service_tier in ("standard", "batch", "priority") else "standard"
 
 
 def _turn(r: Resp, with_requests: bool, is_compaction: bool) -> Turn:
