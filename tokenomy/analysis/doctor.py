@@ -21,7 +21,7 @@ minus what reading them would have cost, at the request's model and tier (``pric
 from __future__ import annotations
 
 from collections import Counter, OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -78,7 +78,7 @@ CAUSES: tuple[Cause, ...] = (
     "compaction",
     "unknown",
 )
-Evidence = Literal["byte_level", "usage_only"]
+Evidence = Literal["byte_level", "usage_only", "live"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -386,6 +386,8 @@ class _RunState:
                 and prev.result is not None
             ):
                 check = self._byte_level(check, turn, turn.request, result, usage, prev, gap)
+            elif isinstance(turn.meta.get("diagnosis"), Mapping):
+                check = self._recorded(check, turn, usage, turn.meta["diagnosis"])
             else:
                 check = self._usage_only(check, turn, usage, prev, gap)
         if usage.cache_write_1h or usage.cache_write_5m:
@@ -394,6 +396,39 @@ class _RunState:
             turn=turn, request=turn.request, result=result, usage=usage, at=at, index=self.index
         )
         return check
+
+    # -- recorded live ------------------------------------------------------------------------
+
+    def _recorded(self, check: TurnCheck, turn: Turn, usage: Usage, diag: Mapping[str, Any]) -> TurnCheck:
+        """A gateway ledger row without its body: the verdict the live doctor reached while it
+        had the full request (byte level) is the best evidence left."""
+        cause = diag.get("cause")
+        if cause not in CAUSES:
+            return replace(check, evidence="live")
+        usd = diag.get("usd_lost")
+        miss = Miss(
+            request_index=check.request_index,
+            request_id=check.request_id,
+            cause=cause,
+            tokens_rewritten=int(diag.get("tokens_rewritten") or 0),
+            usd_lost=float(usd) if isinstance(usd, (int, float)) else None,
+            location=str(diag.get("location") or ""),
+            detail=str(diag.get("detail") or ""),
+            fix=str(diag.get("fix"))
+            if diag.get("fix")
+            else fix_for(
+                cause,
+                kind=None,
+                location=str(diag.get("location") or ""),
+                model=check.model,
+                gaps=(),
+                evidence="live",
+            ),
+            evidence="live",
+            model=check.model,
+            actual_read=usage.cache_read,
+        )
+        return replace(check, evidence="live", miss=miss)
 
     # -- usage only ---------------------------------------------------------------------------
 

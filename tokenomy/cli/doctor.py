@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from tokenomy.analysis.doctor import DoctorReport, RunDiagnosis
     from tokenomy.model import Run
 
-SOURCES = ("auto", "claude_code", "request_log", "openhands")
+SOURCES = ("auto", "claude_code", "request_log", "openhands", "ledger")
 TOP_MISSES = 10
 
 
@@ -200,6 +200,14 @@ def _notes(console: Console, report: DoctorReport, notes: Sequence[str]) -> None
             style="dim",
             highlight=False,
         )
+    live = sum(1 for r in report.runs if any(t.evidence == "live" for t in r.turns))
+    if live:
+        console.print(
+            f"note: {live} gateway runs were diagnosed live by the gateway, while it held the request bodies "
+            "(the ledger keeps only hashes and sizes unless serve --store-bodies)",
+            style="dim",
+            highlight=False,
+        )
     for note in [*notes, *pricing_notes()]:
         console.print(f"note: {note}", style="dim", highlight=False)
 
@@ -224,13 +232,21 @@ def _clock(seconds: float) -> str:
     show_default=True,
     help="Log format of the PATHs (auto detects it).",
 )
-def doctor(paths: tuple[str, ...], run_id: str | None, as_json: bool, source: str) -> None:
+@click.option(
+    "--db",
+    type=click.Path(dir_okay=False, path_type=str),
+    help="The gateway's ledger (tokenomy serve --db): diagnose the requests it served.",
+)
+def doctor(paths: tuple[str, ...], run_id: str | None, as_json: bool, source: str, db: str | None) -> None:
     """Find every prompt-cache miss in PATHs, name its cause, price it and say the fix.
 
     PATHs are Claude Code transcripts (the default is ~/.claude/projects), request logs
-    (JSONL of {request, response}) or OpenHands output. With full requests the doctor names
-    the exact place that changed; with usage only it infers the cause from the numbers.
+    (JSONL of {request, response}), OpenHands output or a gateway ledger (--db). With full
+    requests the doctor names the exact place that changed; with usage only it infers the cause
+    from the numbers.
     """
+    if db is not None:
+        paths = (*paths, db)
     from tokenomy.analysis.doctor import diagnose, diagnose_run
     from tokenomy.pricing import clear_pricing_notes
 

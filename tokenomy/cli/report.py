@@ -23,7 +23,7 @@ import click
 
 from tokenomy.errors import InputError, UserError
 
-SOURCES = ("auto", "claude_code", "request_log", "openhands")
+SOURCES = ("auto", "claude_code", "request_log", "openhands", "ledger")
 _DATE_FORMATS = ("%Y-%m-%d", "%Y%m%d")
 
 
@@ -169,7 +169,12 @@ def _load(
     help="Also write one self-contained HTML page to FILE.",
 )
 @click.option("--no-index", is_flag=True, help="Read every file in full instead of the incremental index.")
-@click.option("--db", type=click.Path(dir_okay=False, path_type=str), help="Ledger database for the index.")
+@click.option(
+    "--db",
+    type=click.Path(dir_okay=False, path_type=str),
+    help="The ledger database (default $TOKENOMY_HOME/ledger.db). With no PATH: report the requests "
+    "the gateway (tokenomy serve --db) recorded in it; with PATHs: keep the scan index there.",
+)
 def report(
     paths: tuple[str, ...],
     by: str,
@@ -184,10 +189,13 @@ def report(
 ) -> None:
     """Where the tokens went: requests, tokens by class, cache-hit rate and cost.
 
-    PATH is a Claude Code projects folder, a session .jsonl, a request log or an OpenHands
-    output file (default: the Claude Code folders of this machine). Figures that a log
-    under-records are marked as lower bounds at the end.
+    PATH is a Claude Code projects folder, a session .jsonl, a request log, an OpenHands
+    output file or a gateway ledger (default: the Claude Code folders of this machine; with
+    --db and no PATH, the gateway's ledger). Figures that a log under-records are marked as
+    lower bounds at the end.
     """
+    if db is not None and not paths:
+        paths = (db,)
     import gc
 
     # a short-lived command that builds many small objects and frees few cycles: the cyclic

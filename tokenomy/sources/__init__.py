@@ -44,7 +44,7 @@ __all__ = [
     "load_summaries",
 ]
 
-SOURCES = ("claude_code", "request_log", "openhands")
+SOURCES = ("claude_code", "request_log", "openhands", "ledger")
 DEFAULT_TRAJECTORY_MODEL = "claude-sonnet-4-5"
 _CLAUDE_TYPES = frozenset(
     {"user", "assistant", "summary", "system", "progress", "file-history-snapshot", "queue-operation"}
@@ -71,10 +71,15 @@ def default_claude_dirs() -> list[Path]:
     return [Path.home() / ".claude" / "projects"]
 
 
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
 def _sniff(head: bytes) -> str | None:
     """The source a file's first line belongs to, or None."""
     if not head:
         return None
+    if head.startswith(_SQLITE_MAGIC):  # the gateway's ledger (tokenomy serve --db)
+        return "ledger"
     if _is_binary(head[:4096]):
         return None
     try:
@@ -502,6 +507,9 @@ def _load_others(
         skipped += rl.skipped
         readable = readable or rl.lines_read > 0
         notes.extend(rl.notes)
+    if by_source["ledger"]:
+        runs.extend(_load_ledgers(by_source["ledger"], notes))
+        readable = True
     if by_source["openhands"]:
         from tokenomy.sources.trajectories import load_trajectories
 
@@ -513,6 +521,36 @@ def _load_others(
         readable = readable or tr.lines_read > 0
         notes.extend(tr.notes)
     return runs, skipped, readable
+
+
+def _load_ledgers(paths: list[str], notes: list[str]) -> list[Run]:
+    """The gateway's requests (``tokenomy serve`` / ``wrap()``) as runs, one per linked run id."""
+    import sqlite3
+
+    from tokenomy.ledger.requests import read_runs
+
+    runs: list[Run] = []
+    for p in paths:
+        try:
+            with sqlite3.connect(f"file:{p}?mode=ro", uri=True) as conn:
+                has = conn.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'gateway_requests'"
+                ).fetchone()
+        except sqlite3.Error as e:
+            raise InputError(f"cannot read {p}: {e}; pass a tokenomy ledger (tokenomy serve --db)") from e
+        if not has:
+            raise InputError(
+                f"{p} is a SQLite file but holds no gateway requests; pass the --db that tokenomy serve wrote"
+            )
+        found = read_runs(p)
+        runs.extend(found)
+        if not found:
+            notes.append(f"the ledger {p} holds no Messages requests yet")
+    if runs:
+        notes.append(
+            "gateway runs: prompt bodies are stored only with --store-bodies; block hashes and sizes always"
+        )
+    return runs
 
 
 def _check_readable(runs: list[Run], skipped: int, readable: bool, max_line_bytes: int) -> None:
