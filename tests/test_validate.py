@@ -372,3 +372,14 @@ def test_field_errors_come_before_pairing_errors() -> None:
     )
     with pytest.raises(ApiRequestError, match=r"^messages\.1\.role: "):
         check_messages(stray_then_bad_role, EMULATOR)
+
+
+def test_sampling_parameters_on_newer_models() -> None:
+    """Claude 4.7+ refuses non-default sampling parameters (spec §3.2); older models take them."""
+    with pytest.raises(ApiRequestError, match=r"^temperature: claude-opus-4-7 does not accept a non-default"):
+        check_messages(body(model="claude-opus-4-7", temperature=0.2), EMULATOR)
+    with pytest.raises(ApiRequestError, match=r"^params\.top_k: "):
+        check_messages(body(model="claude-opus-5", top_k=5), BATCH, prefix="params.")
+    assert check_messages(body(model="claude-opus-4-7", temperature=1), EMULATOR) is not None
+    assert check_messages(body(model="claude-sonnet-4-6", temperature=0.2), EMULATOR) is not None
+    assert check_messages(body(model="claude-opus-4-7", temperature=0.2), GATEWAY) is None  # the API decides

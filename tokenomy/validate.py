@@ -362,6 +362,19 @@ def _check_types(body: Mapping[str, Any], prefix: str) -> None:
         raise _bad(f"{prefix}temperature: Input should be less than or equal to 1")
 
 
+def _check_sampling(body: Mapping[str, Any], info: ModelInfo | None, prefix: str) -> None:
+    """Claude 4.7 and later take no sampling parameters but the defaults (spec §3.2, DEP)."""
+    if info is None or not info.fixed_sampling:
+        return
+    for key in ("temperature", "top_p", "top_k"):
+        value = body.get(key)
+        if value is None or (key == "temperature" and value == 1):
+            continue
+        raise _bad(
+            f"{prefix}{key}: {info.id} does not accept a non-default {key}; remove it from the request"
+        )
+
+
 def _check_thinking(body: Mapping[str, Any], max_tokens: int | None, prefix: str) -> None:
     thinking = body.get("thinking")
     if not isinstance(thinking, _MAP) or thinking.get("type") != "enabled":
@@ -419,6 +432,7 @@ def check_messages(
     if max_tokens == 0:
         _check_prewarm(body, prefix)
     _check_geo(body, info, prefix)
+    _check_sampling(body, info, prefix)
     _check_cache_control(body, prefix.rstrip("."))
     return info
 

@@ -83,6 +83,7 @@ class ModelInfo:
     checked: str
     retire_not_before: str | None = None
     default_effort: str | None = None  # output_config.effort when omitted (spec §3.8)
+    fixed_sampling: bool = False  # refuses non-default temperature / top_p / top_k (Claude 4.7+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -237,6 +238,7 @@ def _parse_model(entry: Mapping[str, Any], index: int, default_checked: str) -> 
         retired=_str(entry, "retired", where),
         retire_not_before=_str(entry, "retire_not_before", where),
         default_effort=_str(entry, "default_effort", where),
+        fixed_sampling=entry.get("fixed_sampling") is True,
         source=_str(entry, "source", where, required=True) or "",
         checked=_str(entry, "checked", where) or default_checked,
     )
