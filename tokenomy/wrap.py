@@ -8,6 +8,9 @@ same ``Inspector`` the gateway uses, then out through the client's original tran
     ...
     unwrap(client)   # from tokenomy.wrap; or just exit: the ledger drains at exit
 
+The context rewrites (mask, context_editing, compact) run only when named in ``rewrites``;
+compaction writes its summary through the wrapped client itself.
+
 A request the API would refuse (5 breakpoints, malformed fields) gets the API's own 400 from
 here, which the SDK raises as ``BadRequestError``, and a ledger row; nothing goes out.
 """
@@ -19,27 +22,50 @@ import json
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+import weakref
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from functools import lru_cache
 from types import ModuleType
 from typing import Any, Literal
 
 from tokenomy.errors import ApiRequestError, UserError
+from tokenomy.gateway._context import (
+    CONTEXT_REWRITES,
+    ContextOptions,
+    SummaryCall,
+    SummaryError,
+    summary_text,
+)
 from tokenomy.gateway._optimize import ALL_REWRITES
-from tokenomy.gateway._pipeline import GatewaySettings, Inspector, Prepared, cache_header, key_scope
+from tokenomy.gateway._pipeline import (
+    KNOWN_REWRITES,
+    GatewaySettings,
+    Inspector,
+    Prepared,
+    cache_header,
+    key_scope,
+    with_betas,
+)
 from tokenomy.gateway._sse import SSETap
 from tokenomy.ledger.requests import LedgerWriter
 
-__all__ = ["unwrap", "wrap"]
+__all__ = ["ALL_REWRITES", "CONTEXT_REWRITES", "ContextOptions", "unwrap", "wrap"]
 
 _ATTR = "_tokenomy_wrap"
+_INTERNAL = "x-tokenomy-internal"  # marks the summary calls wrap() makes itself; never forwarded
+
+
+def _summary_headers(call: SummaryCall) -> dict[str, str]:
+    return {"x-tokenomy-run": call.run_id, _INTERNAL: "summary"}
 
 
 class _Core:
     """What one wrapped client shares between its sync or async transport and ``unwrap``."""
 
-    def __init__(self, settings: GatewaySettings, http: ModuleType) -> None:
+    def __init__(self, settings: GatewaySettings, http: ModuleType, client: Any = None) -> None:
         self.http = http  # httpx, or the httpx2 fork newer SDKs use: same API, distinct classes
+        # the client writes compaction summaries; a weak reference, so wrapping keeps nothing alive
+        self._client_ref: Callable[[], Any] = weakref.ref(client) if client is not None else lambda: None
         self.writer = LedgerWriter(settings.db_path) if settings.ledger else None
         self.inspector = Inspector(
             settings, sink=self.writer.submit if self.writer is not None else None, source="wrap"
@@ -58,36 +84,88 @@ class _Core:
 
     # -- the shared request logic ----------------------------------------------------------
 
+    def _args(self, request: Any) -> dict[str, Any]:
+        api_key = request.headers.get("x-api-key") or request.headers.get("authorization")
+        betas = tuple(b.strip() for b in request.headers.get("anthropic-beta", "").split(",") if b.strip())
+        return {
+            "scope": key_scope(api_key),
+            "run_header": request.headers.get("x-tokenomy-run"),
+            "betas": betas,
+            "add_betas": True,
+        }
+
+    def _refuse(self, request: Any, err: ApiRequestError, raw: bytes) -> Any:
+        rid = self.inspector.reject(None, request.method, request.url.path, err, raw)
+        return self.http.Response(
+            err.status, json=err.to_api(rid), headers={"request-id": rid}, request=request
+        )
+
     def before(self, request: Any, raw: bytes) -> tuple[Prepared | None, Any]:
+        """Prepare a sync client's request: ``(prepared, request to send)`` or ``(None, response)``."""
         path = request.url.path
         if not path.startswith("/v1/"):
             return None, request
-        api_key = request.headers.get("x-api-key") or request.headers.get("authorization")
-        betas = tuple(b.strip() for b in request.headers.get("anthropic-beta", "").split(",") if b.strip())
+        internal = request.headers.get(_INTERNAL) is not None
         try:
             p = self.inspector.prepare(
                 request.method,
                 path,
                 raw,
-                scope=key_scope(api_key),
-                run_header=request.headers.get("x-tokenomy-run"),
-                betas=betas,
+                summarize=None if internal else self.summarize,
+                internal=internal,
+                **self._args(request),
             )
         except ApiRequestError as err:
-            rid = self.inspector.reject(None, request.method, path, err, raw)
-            return None, self.http.Response(
-                err.status, json=err.to_api(rid), headers={"request-id": rid}, request=request
+            return None, self._refuse(request, err, raw)
+        return p, self._outgoing(request, p)
+
+    async def before_async(self, request: Any, raw: bytes) -> tuple[Prepared | None, Any]:
+        """``before`` for an async client: a compaction summary is awaited."""
+        path = request.url.path
+        if not path.startswith("/v1/"):
+            return None, request
+        try:
+            if request.headers.get(_INTERNAL) is not None:
+                p = self.inspector.prepare(request.method, path, raw, internal=True, **self._args(request))
+            else:
+                p = await self.inspector.prepare_async(
+                    request.method, path, raw, summarize=self.summarize_async, **self._args(request)
+                )
+        except ApiRequestError as err:
+            return None, self._refuse(request, err, raw)
+        return p, self._outgoing(request, p)
+
+    def _outgoing(self, request: Any, p: Prepared) -> Any:
+        path = request.url.path
+        drop = (b"content-length", b"x-tokenomy-run", _INTERNAL.encode())
+        headers = [(k, v) for k, v in request.headers.raw if k.lower() not in drop]
+        if p.betas_added:
+            merged = with_betas(
+                [(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers], p.betas_added
             )
-        headers = [
-            (k, v) for k, v in request.headers.raw if k.lower() not in (b"content-length", b"x-tokenomy-run")
-        ]
+            headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in merged]
         if path.startswith("/v1/messages"):
             headers = [(k, v) for k, v in headers if k.lower() != b"accept-encoding"]
             headers.append((b"accept-encoding", b"identity"))
-        out = self.http.Request(
+        return self.http.Request(
             request.method, request.url, headers=headers, content=p.body_out, extensions=request.extensions
         )
-        return p, out
+
+    # -- compaction summaries: through the wrapped client itself ---------------------------
+
+    def _client(self) -> Any:
+        client = self._client_ref()
+        if client is None:
+            raise SummaryError("the wrapped client is gone")
+        return client
+
+    def summarize(self, call: SummaryCall) -> str:
+        resp = self._client().messages.create(**call.body, extra_headers=_summary_headers(call))
+        return summary_text(resp.model_dump())
+
+    async def summarize_async(self, call: SummaryCall) -> str:
+        resp = await self._client().messages.create(**call.body, extra_headers=_summary_headers(call))
+        return summary_text(resp.model_dump())
 
     def after_body(self, p: Prepared, response: Any, body: bytes) -> Any:
         usage = mid = None
@@ -276,7 +354,7 @@ def _async_transport(http: ModuleType) -> type:
             self.inner, self.core = inner, core
 
         async def handle_async_request(self, request: Any) -> Any:
-            p, out = self.core.before(request, await request.aread())
+            p, out = await self.core.before_async(request, await request.aread())
             if isinstance(out, http.Response):
                 return out
             if p is None:
@@ -316,14 +394,19 @@ def wrap(
     *,
     db: str | None = None,
     mode: Literal["observe", "optimize"] = "observe",
-    rewrites: frozenset[str] = ALL_REWRITES,
+    rewrites: Iterable[str] = ALL_REWRITES,
+    context: ContextOptions | None = None,
     store_bodies: bool = False,
     ledger: bool = True,
 ) -> Any:
     """Route ``client``'s requests through tokenomy in-process; returns the same client.
 
     ``db``: the ledger file (default ``$TOKENOMY_HOME/ledger.db``). ``mode="optimize"`` turns
-    on the rewrites named in ``rewrites`` (stable_prefix, breakpoints, ttl_1h).
+    on the rewrites named in ``rewrites``: by default the cache rewrites (``ALL_REWRITES``:
+    stable_prefix, breakpoints, ttl_1h); the context rewrites (``CONTEXT_REWRITES``: mask,
+    context_editing, compact) change what the model sees and run only when named, e.g.
+    ``rewrites=ALL_REWRITES | {"mask"}``. ``context`` tunes them; compaction summaries are
+    written through ``client`` itself (each gets its own ledger row).
     """
     http: Any = getattr(client, "_client", None)
     mod = _httpx_module(http)
@@ -332,17 +415,31 @@ def wrap(
             f"tokenomy.wrap: {type(client).__name__} is not an anthropic.Anthropic or AsyncAnthropic "
             "client; pass the client itself, e.g. tokenomy.wrap(anthropic.Anthropic())"
         )
+    if isinstance(rewrites, str):
+        rewrites = (rewrites,)
+    names = frozenset(rewrites)
+    unknown = sorted(names - KNOWN_REWRITES)
+    if unknown:
+        raise UserError(
+            f"tokenomy.wrap: unknown rewrite(s) {', '.join(unknown)}; choose from {', '.join(sorted(KNOWN_REWRITES))}"
+        )
+    if mode != "optimize" and names & CONTEXT_REWRITES:
+        raise UserError(
+            f"tokenomy.wrap: rewrites {', '.join(sorted(names & CONTEXT_REWRITES))} need mode='optimize' "
+            f"(mode is {mode!r})"
+        )
     if getattr(client, _ATTR, None) is not None:
         return client
     settings = GatewaySettings(
         upstream=str(getattr(client, "base_url", "")),
         db_path=db,
         mode=mode,
-        rewrites=rewrites,
+        rewrites=names,
+        context=context or ContextOptions(),
         store_bodies=store_bodies,
         ledger=ledger,
     )
-    core = _Core(settings, mod)
+    core = _Core(settings, mod, client)
     inner = http._transport
     cls = _async_transport(mod) if isinstance(http, mod.AsyncClient) else _sync_transport(mod)
     http._transport = cls(inner, core)

@@ -93,3 +93,26 @@ def test_streaming_load(tmp_path: Path, clients: int, seconds: float, warmup: fl
     assert len({r.run_id for r in rows}) == clients
     if seconds >= 30:  # memory is only meaningful over a long run
         assert rss_end < rss_warm * 1.10, (rss_warm, rss_end)
+
+
+def test_client_hangup_during_a_slow_stream_ends_it_at_once(tmp_path: Path) -> None:
+    """The gateway notices a client that left while the upstream is between two slow chunks:
+    the row is written as aborted while the upstream would still be streaming for minutes."""
+    with stack(tmp_path, emulator={"latency": "ttft=0.01,tps=2"}) as s:
+        body = {
+            "model": MODEL,
+            "max_tokens": 400,
+            "stream": True,
+            "messages": [{"role": "user", "content": "hi"}],
+        }
+        with httpx.Client(base_url=s.url, timeout=10) as h:
+            with h.stream("POST", "/v1/messages", json=body, headers=HEADERS) as r:
+                for _ in r.iter_raw():
+                    break  # one chunk, then hang up
+        assert s.app is not None and s.app.writer is not None
+        for _ in range(200):  # the row appears long before the stream's 200 s would end
+            assert s.app.writer.flush()
+            if s.rows():
+                break
+            time.sleep(0.05)
+        assert [(r.outcome, r.error) for r in s.rows()] == [("aborted", "client disconnected mid-stream")]

@@ -2,6 +2,8 @@
 
 Point any agent at it with ``ANTHROPIC_BASE_URL=http://127.0.0.1:8787``. Binds loopback by
 default; binding anywhere else prints a warning, and ``--auth-token`` then keeps strangers out.
+In optimize mode the cache rewrites are on unless switched off (``--no-rewrite``); the context
+rewrites change what the model sees, so they are off unless switched on (``--rewrite``).
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import click
 
 from tokenomy.errors import UserError
 
-REWRITE_CHOICES = ("stable_prefix", "breakpoints", "ttl_1h")
+REWRITE_CHOICES = ("stable_prefix", "breakpoints", "ttl_1h")  # on in optimize mode unless --no-rewrite
+CONTEXT_CHOICES = ("mask", "context_editing", "compact")  # off unless --rewrite
 
 
 def _is_loopback(host: str) -> bool:
@@ -44,7 +47,20 @@ def _is_loopback(host: str) -> bool:
     "disabled",
     multiple=True,
     type=click.Choice(REWRITE_CHOICES),
-    help="Turn one optimize rewrite off (repeatable).",
+    help="Turn one cache rewrite of optimize mode off (repeatable).",
+)
+@click.option(
+    "--rewrite",
+    "enabled",
+    multiple=True,
+    type=click.Choice(CONTEXT_CHOICES),
+    help="Turn one context rewrite on (repeatable; needs --mode optimize). These change what the model sees.",
+)
+@click.option(
+    "--summary-model",
+    default="claude-haiku-4-5",
+    show_default=True,
+    help="The model that writes compaction summaries (--rewrite compact).",
 )
 @click.option("--store-bodies", is_flag=True, help="Also keep request and response bodies in the ledger.")
 @click.option(
@@ -55,7 +71,7 @@ def _is_loopback(host: str) -> bool:
 )
 @click.option("--timeout", default=600.0, show_default=True, help="Seconds to wait for upstream data.")
 @click.option(
-    "--client", type=click.Choice(["aiohttp", "httpx"]), default="aiohttp", show_default=True, hidden=True
+    "--client", type=click.Choice(["h1", "aiohttp", "httpx"]), default="h1", show_default=True, hidden=True
 )
 def serve(
     host: str,
@@ -64,6 +80,8 @@ def serve(
     db: str | None,
     mode: str,
     disabled: tuple[str, ...],
+    enabled: tuple[str, ...],
+    summary_model: str,
     store_bodies: bool,
     auth_tokens: tuple[str, ...],
     timeout: float,
@@ -72,8 +90,15 @@ def serve(
     """Run the cost gateway: a ledger row and a cache diagnosis for every request."""
     import uvicorn
 
+    from tokenomy.context import CompactOptions
     from tokenomy.gateway import GatewaySettings, create_app
+    from tokenomy.gateway._context import ContextOptions
 
+    if enabled and mode != "optimize":
+        raise UserError(
+            f"--rewrite {' --rewrite '.join(enabled)} changes requests: add --mode optimize "
+            "(observe mode never rewrites)"
+        )
     if not upstream.startswith(("http://", "https://")):
         raise UserError(f"--upstream {upstream!r}: give a URL starting with http:// or https://")
     env_token = os.environ.get("TOKENOMY_GATEWAY_TOKEN")
@@ -88,14 +113,16 @@ def serve(
         upstream=upstream,
         db_path=db,
         mode="optimize" if mode == "optimize" else "observe",
-        rewrites=frozenset(REWRITE_CHOICES) - frozenset(disabled),
+        rewrites=(frozenset(REWRITE_CHOICES) - frozenset(disabled)) | frozenset(enabled),
+        context=ContextOptions(compact=CompactOptions(summary_model=summary_model)),
         store_bodies=store_bodies,
         auth_tokens=tokens,
         read_timeout_s=timeout,
-        client="httpx" if client == "httpx" else "aiohttp",
+        client="httpx" if client == "httpx" else "aiohttp" if client == "aiohttp" else "h1",
     )
     app = create_app(settings)
-    click.echo(f"tokenomy gateway on http://{host}:{port} -> {upstream} ({mode})", err=True)
+    extra = f"; context rewrites: {', '.join(sorted(set(enabled)))}" if enabled else ""
+    click.echo(f"tokenomy gateway on http://{host}:{port} -> {upstream} ({mode}{extra})", err=True)
     try:
         uvicorn.run(
             app,

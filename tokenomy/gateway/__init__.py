@@ -14,7 +14,7 @@ from tokenomy.gateway._app import GatewayApp
 from tokenomy.gateway._metrics import Metrics
 from tokenomy.gateway._optimize import ALL_REWRITES, stable_prefix
 from tokenomy.gateway._pipeline import GatewaySettings, Inspector, Prepared, cache_header, key_scope
-from tokenomy.gateway._upstream import AiohttpUpstream, HttpxUpstream, Upstream
+from tokenomy.gateway._upstream import AiohttpUpstream, H1Upstream, HttpxUpstream, Upstream
 from tokenomy.ledger.requests import LedgerWriter
 
 if TYPE_CHECKING:
@@ -43,7 +43,8 @@ def create_app(
 ) -> GatewayApp:
     """The gateway's ASGI app. ``transport`` makes the upstream client httpx over that transport
     (``httpx.MockTransport``, ``httpx.ASGITransport(emulator)``); ``upstream`` replaces the
-    client outright. Otherwise the client is ``settings.client`` (aiohttp by default).
+    client outright. Otherwise the client is ``settings.client``: ``h1`` by default, a small httptools keep-alive client that
+    measured the least added latency (``docs/gateway.md``); ``aiohttp`` and ``httpx`` remain.
 
     Run it under uvicorn with lifespan on (the CLI does), or call ``close()`` when done, so the
     ledger writer drains.
@@ -56,8 +57,12 @@ def create_app(
                 connect_timeout=settings.connect_timeout_s,
                 read_timeout=settings.read_timeout_s,
             )
-        else:
+        elif settings.client == "aiohttp":
             upstream = AiohttpUpstream(
+                connect_timeout=settings.connect_timeout_s, read_timeout=settings.read_timeout_s
+            )
+        else:
+            upstream = H1Upstream(
                 connect_timeout=settings.connect_timeout_s, read_timeout=settings.read_timeout_s
             )
     writer = LedgerWriter(settings.db_path) if settings.ledger else None

@@ -14,10 +14,11 @@ import hmac
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 
 from tokenomy.errors import ApiRequestError
+from tokenomy.gateway._context import upstream_summarizer
 from tokenomy.gateway._errors import api_error_body, error_body, new_request_id, sse_error_event
 from tokenomy.gateway._pipeline import MESSAGES, GatewaySettings, Inspector, Prepared, cache_header, key_scope
 from tokenomy.gateway._sse import SSETap
@@ -51,6 +52,7 @@ _HOP = frozenset(
     }
 )
 _OURS = frozenset({b"x-tokenomy-run", b"x-tokenomy-token"})  # for the gateway, never forwarded
+_SKIP = _HOP | _OURS
 _JSON = [(b"content-type", b"application/json")]
 
 
@@ -161,7 +163,7 @@ class GatewayApp:
         forward: list[tuple[str, str]] = []
         messages_call = path.startswith(MESSAGES)
         for name, value in headers:
-            if name in _HOP or name in _OURS:
+            if name in _SKIP:
                 if name == b"x-tokenomy-run":
                     run_header = value.decode("latin-1")[:200] or None
                 continue
@@ -189,13 +191,23 @@ class GatewayApp:
             await _reply(send, 413, api_error_body(err, rid), [*_JSON, (b"request-id", rid.encode())])
             return
         try:
-            p = self.inspector.prepare(
-                method, endpoint, raw, scope=key_scope(api_key), run_header=run_header, betas=betas
+            p = await self.inspector.prepare_async(
+                method,
+                endpoint,
+                raw,
+                scope=key_scope(api_key),
+                run_header=run_header,
+                betas=betas,
+                summarize=upstream_summarizer(self.inspector, self.upstream, self.base + MESSAGES, forward)
+                if self.inspector.context is not None
+                else None,
+                add_betas=True,
             )
         except ApiRequestError as err:
             rid = self.inspector.reject(None, method, endpoint, err, raw)
             await _reply(send, err.status, api_error_body(err, rid), [*_JSON, (b"request-id", rid.encode())])
             return
+        forward = p.headers_out(forward)  # the beta header context editing needs
         if messages_call:
             forward.append(("accept-encoding", "identity"))
         qs: bytes = scope.get("query_string", b"")
@@ -215,11 +227,7 @@ class GatewayApp:
             await self._fail(p, send, 504, "timeout", f"tokenomy gateway: upstream timed out: {e}")
             return
         try:
-            is_sse = any(
-                k.lower() == b"content-type" and v.startswith(b"text/event-stream") for k, v in resp.headers
-            )
-            out_headers = [(k.lower(), v) for k, v in resp.headers if k.lower() not in _HOP]
-            upstream_rid = next((v.decode("latin-1") for k, v in out_headers if k == b"request-id"), None)
+            out_headers, is_sse, upstream_rid = _response_headers(resp.headers)
             if p.run_id is not None:
                 out_headers.append((b"x-tokenomy-run", p.run_id.encode()))
             if is_sse and resp.status == 200:
@@ -227,7 +235,7 @@ class GatewayApp:
                 await self._stream(p, resp, out_headers, upstream_rid, receive, send)
                 return
             try:
-                parts = [c async for c in resp.chunks()]
+                body = await resp.read()
             except UpstreamTimeout as e:
                 finished = True
                 await self._fail(p, send, 504, "timeout", f"tokenomy gateway: upstream timed out: {e}")
@@ -238,7 +246,6 @@ class GatewayApp:
                     p, send, 502, "dropped", f"tokenomy gateway: upstream dropped the response: {e}"
                 )
                 return
-            body = b"".join(parts)
             usage, mid = _usage_of(body) if p.request is not None and resp.status == 200 else (None, None)
             err_type, err_msg = _error_of(body) if resp.status >= 400 else (None, None)
             finished = True
@@ -286,55 +293,55 @@ class GatewayApp:
         kept: list[bytes] | None = [] if self.settings.store_bodies else None
         disconnected = asyncio.Event()
         held = b""
+        # One watcher per stream (not one ``asyncio.wait`` per chunk): when the client leaves, it
+        # cancels this task while the chunk loop runs, so a stalled upstream cannot hold us.
+        main = asyncio.current_task()
+        pumping = False
 
         async def watch() -> None:
             while True:
                 msg = await receive()
                 if msg["type"] == "http.disconnect":
                     disconnected.set()
+                    if pumping and main is not None:
+                        main.cancel()
                     return
 
         watcher = asyncio.ensure_future(watch())
         try:
-            await send({"type": "http.response.start", "status": 200, "headers": out_headers})
-            chunks = resp.chunks().__aiter__()
-            while True:
-                nxt = asyncio.ensure_future(chunks.__anext__())
-                done, _ = await asyncio.wait({nxt, watcher}, return_when=asyncio.FIRST_COMPLETED)
-                if nxt not in done:
-                    nxt.cancel()
-                    outcome, error = "aborted", "client disconnected mid-stream"
-                    break
-                try:
-                    chunk = nxt.result()
-                except StopAsyncIteration:
-                    break
-                if ttft is None:
-                    ttft = time.time() - p.started_at
-                tap.feed(chunk)
-                if kept is not None:
-                    kept.append(chunk)
-                # pass on whole lines only: a stream cut mid-line must not hand the client half a
-                # JSON object before the error event (the tail is almost always empty)
-                data = held + chunk if held else chunk
-                cut = data.rfind(b"\n") + 1
-                held = data[cut:]
-                if cut:
-                    await send({"type": "http.response.body", "body": data[:cut], "more_body": True})
-            if outcome == "ok" and tap.error is not None:
-                outcome = "upstream_error"
-                error_type = str(tap.error.get("type"))
-                error = str(tap.error.get("message"))
-            elif outcome == "ok" and not tap.stopped and not disconnected.is_set():
-                outcome, error_type = "dropped", "api_error"
-                error = "tokenomy gateway: the upstream stream ended before message_stop"
-                await send(
-                    {
-                        "type": "http.response.body",
-                        "body": sse_error_event("api_error", error),
-                        "more_body": True,
-                    }
-                )
+            pumping = True
+            try:
+                await send({"type": "http.response.start", "status": 200, "headers": out_headers})
+                async for chunk in resp.chunks():
+                    if ttft is None:
+                        ttft = time.time() - p.started_at
+                    tap.feed(chunk)
+                    if kept is not None:
+                        kept.append(chunk)
+                    # pass on whole lines only: a stream cut mid-line must not hand the client half
+                    # a JSON object before the error event (the tail is almost always empty)
+                    data = held + chunk if held else chunk
+                    cut = data.rfind(b"\n") + 1
+                    held = data[cut:]
+                    if cut:
+                        await send({"type": "http.response.body", "body": data[:cut], "more_body": True})
+            except asyncio.CancelledError:
+                if not disconnected.is_set() or main is None:
+                    raise
+                main.uncancel()
+                outcome, error = "aborted", "client disconnected mid-stream"
+            finally:
+                pumping = False
+            if outcome == "ok":
+                outcome, error_type, error = _stream_outcome(tap, disconnected.is_set())
+                if outcome == "dropped" and error is not None:
+                    await send(
+                        {
+                            "type": "http.response.body",
+                            "body": sse_error_event("api_error", error),
+                            "more_body": True,
+                        }
+                    )
             if not disconnected.is_set():
                 await send({"type": "http.response.body", "body": held if tap.stopped else b""})
         except UpstreamTimeout as e:
@@ -371,6 +378,36 @@ class GatewayApp:
         self.inspector.finish(p, status=status, outcome=outcome, error_type=etype, error=message)
         body = error_body(status, message, p.request_id, etype)
         await _reply(send, status, body, [*_JSON, (b"request-id", p.request_id.encode())])
+
+
+def _stream_outcome(tap: SSETap, disconnected: bool) -> tuple[str, str | None, str | None]:
+    """(outcome, error type, error) of a stream that ended without an exception."""
+    if disconnected:
+        return "aborted", None, "client disconnected mid-stream"
+    if tap.error is not None:
+        return "upstream_error", str(tap.error.get("type")), str(tap.error.get("message"))
+    if not tap.stopped:
+        return "dropped", "api_error", "tokenomy gateway: the upstream stream ended before message_stop"
+    return "ok", None, None
+
+
+def _response_headers(
+    raw: Sequence[tuple[bytes, bytes]],
+) -> tuple[list[tuple[bytes, bytes]], bool, str | None]:
+    """One pass over the upstream's headers: what to pass on, whether it is SSE, its request id."""
+    out: list[tuple[bytes, bytes]] = []
+    is_sse = False
+    rid: str | None = None
+    for k, v in raw:
+        k = k.lower()
+        if k in _HOP:
+            continue
+        if k == b"content-type":
+            is_sse = v.startswith(b"text/event-stream")
+        elif k == b"request-id":
+            rid = v.decode("latin-1")
+        out.append((k, v))
+    return out, is_sse, rid
 
 
 async def _try_send(send: Send, chunk: bytes) -> None:

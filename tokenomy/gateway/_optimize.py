@@ -10,6 +10,10 @@ Three switchable rewrites, all pure (body in, body out, no I/O):
 - ``ttl_1h``: the planner picks the 1h TTL when the run's request gaps call for it.
 
 When no rewrite changes anything the caller forwards the client's original bytes.
+
+These are the cache rewrites (``ALL_REWRITES``, on by default in optimize mode). The rewrites
+that change what the model sees (masking, context editing, compaction) are opt-in and live in
+``tokenomy.gateway._context``; they run first, and these run on their result.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from tokenomy.model import Request
 
 __all__ = ["ALL_REWRITES", "Rewrite", "optimize", "stable_prefix"]
 
-ALL_REWRITES: frozenset[str] = frozenset({"stable_prefix", "breakpoints", "ttl_1h"})
+ALL_REWRITES: frozenset[str] = frozenset({"stable_prefix", "breakpoints", "ttl_1h"})  # the cache rewrites
 
 
 @dataclass(frozen=True, slots=True)

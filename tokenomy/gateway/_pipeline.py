@@ -1,8 +1,10 @@
 """What happens to one request besides the HTTP: shared by the gateway and ``tokenomy.wrap``.
 
 ``Inspector.prepare`` validates (the API's 400s, before anything goes upstream), parses the
-body into blocks, links the request to its run, applies optimize-mode rewrites and predicts
-its cache outcome. ``Inspector.finish`` takes what came back, asks the live doctor why the
+body into blocks, links the request to its run, applies optimize-mode rewrites (the opt-in
+context rewrites first, then the cache rewrites) and predicts its cache outcome. When
+compaction needs a summary, ``prepare`` calls the caller's summarizer outside the lock
+(``prepare_async`` awaits it). ``Inspector.finish`` takes what came back, asks the live doctor why the
 cache missed, updates the gateway's mirror of the upstream cache, feeds ``/metrics`` and hands
 one ``RequestRow`` to the ledger writer. No I/O here besides that hand-off.
 """
@@ -17,12 +19,21 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeAlias
 
 from tokenomy.analysis.policies import PlanContext
 from tokenomy.blocks import parse_request, scale_to_total
 from tokenomy.cache import CacheEngine, CacheResult, effective_breakpoints
 from tokenomy.errors import ApiRequestError
+from tokenomy.gateway._context import (
+    CONTEXT_REWRITES,
+    AsyncSummarizer,
+    ContextOptions,
+    ContextOutcome,
+    ContextRewriter,
+    ContextStep,
+    SyncSummarizer,
+)
 from tokenomy.gateway._diagnose import Diagnoser
 from tokenomy.gateway._errors import new_request_id
 from tokenomy.gateway._linking import RunLinker
@@ -33,11 +44,14 @@ from tokenomy.ledger.requests import RequestRow
 from tokenomy.model import Request, Turn, Usage
 from tokenomy.validate import GATEWAY, MESSAGES_MAX_BYTES, check_body_size, check_messages, parse_json_body
 
-__all__ = ["GatewaySettings", "Inspector", "Prepared", "key_scope"]
+__all__ = ["KNOWN_REWRITES", "Edit", "GatewaySettings", "Inspector", "Prepared", "key_scope"]
 
 MESSAGES = "/v1/messages"
 COUNT_TOKENS = "/v1/messages/count_tokens"
 API_BODY_LIMIT = MESSAGES_MAX_BYTES
+KNOWN_REWRITES: frozenset[str] = ALL_REWRITES | CONTEXT_REWRITES
+
+Edit: TypeAlias = str | dict[str, Any]  # a cache rewrite's name, or a context rewrite's record
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -48,19 +62,20 @@ class GatewaySettings:
     db_path: str | None = None  # None: $TOKENOMY_HOME/ledger.db
     ledger: bool = True
     mode: Literal["observe", "optimize"] = "observe"
-    rewrites: frozenset[str] = ALL_REWRITES
+    rewrites: frozenset[str] = ALL_REWRITES  # the context rewrites (CONTEXT_REWRITES) only when named
+    context: ContextOptions = ContextOptions()
     store_bodies: bool = False
     auth_tokens: tuple[str, ...] = ()
     max_body_bytes: int = API_BODY_LIMIT
     connect_timeout_s: float = 10.0
     read_timeout_s: float = 600.0  # to the response headers, and between two chunks of a body
     link_window_s: float = 3600.0
-    client: Literal["aiohttp", "httpx"] = "aiohttp"
+    client: Literal["h1", "aiohttp", "httpx"] = "h1"
 
     def __post_init__(self) -> None:
-        unknown = set(self.rewrites) - ALL_REWRITES
+        unknown = set(self.rewrites) - KNOWN_REWRITES
         if unknown:
-            raise ValueError(f"unknown rewrites {sorted(unknown)}; choose from {sorted(ALL_REWRITES)}")
+            raise ValueError(f"unknown rewrites {sorted(unknown)}; choose from {sorted(KNOWN_REWRITES)}")
 
 
 _SALT = os.urandom(16)
@@ -89,10 +104,34 @@ class Prepared:
     stream: bool = False
     request: Request | None = None  # as sent (after rewrites)
     run_id: str | None = None
-    edits: tuple[str, ...] = ()
+    edits: tuple[Edit, ...] = ()
     prediction: CacheResult | None = None
     turn_index: int = 0
+    betas_added: tuple[str, ...] = ()  # the caller adds these to the anthropic-beta it forwards
+    internal: bool = False  # a call tokenomy made itself (a compaction summary)
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def headers_out(self, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """``headers`` with ``betas_added`` merged into ``anthropic-beta`` (the list itself when
+        there is nothing to add)."""
+        return with_betas(headers, self.betas_added)
+
+
+def with_betas(headers: list[tuple[str, str]], betas: tuple[str, ...]) -> list[tuple[str, str]]:
+    """Merge ``betas`` into the ``anthropic-beta`` header of ``headers`` (added when missing)."""
+    if not betas:
+        return headers
+    out: list[tuple[str, str]] = []
+    merged = False
+    for k, v in headers:
+        if k.lower() == "anthropic-beta" and not merged:
+            have = [b.strip() for b in v.split(",") if b.strip()]
+            v = ",".join(have + [b for b in betas if b not in have])
+            merged = True
+        out.append((k, v))
+    if not merged:
+        out.append(("anthropic-beta", ",".join(betas)))
+    return out
 
 
 class Inspector:
@@ -122,6 +161,10 @@ class Inspector:
             if settings.mode == "optimize"
             else None
         )
+        context = settings.rewrites & CONTEXT_REWRITES
+        self.context = (
+            ContextRewriter(context, settings.context) if settings.mode == "optimize" and context else None
+        )
         self._turns: OrderedDict[str, int] = OrderedDict()  # run id -> requests seen, bounded
         self._lock = threading.Lock()
 
@@ -136,8 +179,77 @@ class Inspector:
         scope: str = "",
         run_header: str | None = None,
         betas: tuple[str, ...] = (),
+        summarize: SyncSummarizer | None = None,
+        add_betas: bool = False,
+        internal: bool = False,
     ) -> Prepared:
-        """Everything the gateway does before sending; raises ``ApiRequestError`` for bad input."""
+        """Everything the gateway does before sending; raises ``ApiRequestError`` for bad input.
+
+        ``summarize`` writes a compaction summary (without it, compaction never starts);
+        ``add_betas`` says the caller forwards ``Prepared.betas_added`` (without it, context
+        editing, which needs its beta header, stays off). ``internal`` marks a call tokenomy
+        makes itself: it is recorded but never rewritten.
+        """
+        p, body, request = self._admit(method, endpoint, raw, scope, run_header, betas, internal)
+        if body is None or request is None:
+            return p
+        step = self._context_start(p, body, request, betas, summarize is not None, add_betas)
+        text = error = None
+        if step is not None and step.call is not None and summarize is not None:
+            try:
+                text = summarize(step.call)
+            except Exception as e:  # a failed summary never fails the request
+                error = f"{type(e).__name__}: {e}"[:500]
+            except BaseException as e:  # interrupted while the summary was written: still one row
+                self._abandon(step)
+                p.request = request
+                self.finish(p, status=None, outcome="aborted", error=f"{type(e).__name__}: {e}")
+                raise
+        self._complete(p, body, request, betas, step, text, error)
+        return p
+
+    async def prepare_async(
+        self,
+        method: str,
+        endpoint: str,
+        raw: bytes,
+        *,
+        scope: str = "",
+        run_header: str | None = None,
+        betas: tuple[str, ...] = (),
+        summarize: AsyncSummarizer | None = None,
+        add_betas: bool = False,
+    ) -> Prepared:
+        """``prepare`` for an event loop: the summary call, when one is due, is awaited."""
+        p, body, request = self._admit(method, endpoint, raw, scope, run_header, betas, False)
+        if body is None or request is None:
+            return p
+        step = self._context_start(p, body, request, betas, summarize is not None, add_betas)
+        text = error = None
+        if step is not None and step.call is not None and summarize is not None:
+            try:
+                text = await summarize(step.call)
+            except Exception as e:
+                error = f"{type(e).__name__}: {e}"[:500]
+            except BaseException as e:  # cancelled while the summary was written: still one row
+                self._abandon(step)
+                p.request = request
+                self.finish(p, status=None, outcome="aborted", error=f"{type(e).__name__}: {e}")
+                raise
+        self._complete(p, body, request, betas, step, text, error)
+        return p
+
+    def _admit(
+        self,
+        method: str,
+        endpoint: str,
+        raw: bytes,
+        scope: str,
+        run_header: str | None,
+        betas: tuple[str, ...],
+        internal: bool,
+    ) -> tuple[Prepared, dict[str, Any] | None, Request | None]:
+        """Validate, parse and link; the body and request only for Messages calls."""
         p = Prepared(
             request_id=new_request_id(),
             started_at=self.clock(),
@@ -146,11 +258,12 @@ class Inspector:
             scope=scope,
             body_out=raw,
             raw_in=raw,
+            internal=internal,
         )
         if method != "POST" or endpoint not in (MESSAGES, COUNT_TOKENS):
             if method == "POST" and raw:
                 parse_json_body(raw)  # a batch or other JSON body must at least be JSON
-            return p
+            return p, None, None
         check_body_size(len(raw), self.settings.max_body_bytes)
         body = parse_json_body(raw)
         check_messages(body, GATEWAY, count_tokens=endpoint == COUNT_TOKENS)
@@ -159,33 +272,101 @@ class Inspector:
         p.model = request.model
         p.stream = request.stream
         if endpoint == COUNT_TOKENS:
-            return p
+            return p, None, None
         with self._lock:
             p.run_id = self.linker.link(request, scope=scope, explicit=run_header)
             p.turn_index = self._turns.get(p.run_id, 0)
-        if self.planner is not None and self.settings.rewrites:
+        return p, body, request
+
+    def _context_start(
+        self,
+        p: Prepared,
+        body: dict[str, Any],
+        request: Request,
+        betas: tuple[str, ...],
+        can_summarize: bool,
+        add_betas: bool,
+    ) -> ContextStep | None:
+        if self.context is None or p.internal or p.run_id is None:
+            return None
+        with self._lock:
+            step = self.context.start(
+                body,
+                request,
+                run_id=p.run_id,
+                scope=p.scope,
+                at=p.started_at,
+                betas=betas,
+                can_summarize=can_summarize,
+                can_add_betas=add_betas,
+            )
+        return step
+
+    def _abandon(self, step: ContextStep) -> None:
+        assert self.context is not None
+        with self._lock:
+            self.context.abandon(step)
+
+    def _complete(
+        self,
+        p: Prepared,
+        body: dict[str, Any],
+        request: Request,
+        betas: tuple[str, ...],
+        step: ContextStep | None,
+        text: str | None,
+        error: str | None,
+    ) -> None:
+        """Context rewrites (finished), then the cache rewrites on their result, then the
+        prediction. Sets what ``p`` sends."""
+        edits: list[Edit] = []
+        current, sent_betas = body, betas
+        if step is not None and self.context is not None:
+            with self._lock:
+                outcome = self.context.complete(step, text, error)
+            edits.extend(outcome.entries)
+            if outcome.changed and self._still_valid(outcome, edits):
+                current, request, sent_betas = outcome.body, outcome.request, betas + outcome.betas_added
+                p.betas_added = outcome.betas_added
+        if self.planner is not None and self.settings.rewrites & ALL_REWRITES and not p.internal:
             planner = self.planner
-            ctx = PlanContext(run_id=p.run_id, turn_index=p.turn_index, at=p.started_at)
+            ctx = PlanContext(run_id=p.run_id or "", turn_index=p.turn_index, at=p.started_at)
             with self._lock:
                 rw = optimize(
-                    body,
+                    current,
                     request,
                     self.settings.rewrites,
-                    parse=lambda b: parse_request(b, betas=betas),
-                    plan=lambda b, r: planner.plan(b, r, scope=scope, ctx=ctx),
+                    parse=lambda b: parse_request(b, betas=sent_betas),
+                    plan=lambda b, r: planner.plan(b, r, scope=p.scope, ctx=ctx),
                 )
             if rw is not None:
-                p.body_out = json.dumps(rw.body, ensure_ascii=False, separators=(",", ":")).encode()
-                p.edits = rw.edits
-                request = parse_request(rw.body, betas=betas)
+                current = rw.body
+                edits.extend(rw.edits)
+                request = parse_request(current, betas=sent_betas)
                 effective_breakpoints(request)
+        if current is not body:
+            p.body_out = json.dumps(current, ensure_ascii=False, separators=(",", ":")).encode()
+        p.edits = tuple(edits)
         p.request = request
         with self._lock:
             try:
-                p.prediction = self.engine.peek(request, workspace=scope, at=p.started_at)
+                p.prediction = self.engine.peek(request, workspace=p.scope, at=p.started_at)
             except ApiRequestError:
                 p.prediction = None
-        return p
+
+    @staticmethod
+    def _still_valid(outcome: ContextOutcome, edits: list[Edit]) -> bool:
+        """A context rewrite must never turn a valid request into one the API refuses: check
+        the result as the API would, and forward the client's body when it fails."""
+        try:
+            check_messages(outcome.body, GATEWAY)
+            effective_breakpoints(outcome.request)
+        except ApiRequestError as e:
+            edits.append(
+                {"rewrite": "context", "error": f"rewritten body refused ({e.message}); sent unchanged"}
+            )
+            return False
+        return True
 
     def reject(self, p: Prepared | None, method: str, endpoint: str, err: ApiRequestError, raw: bytes) -> str:
         """Record a request the gateway refused itself (nothing went upstream); returns its id."""
@@ -295,9 +476,11 @@ class Inspector:
                 result = self.engine.process(request, workspace=p.scope, at=p.started_at, ttft=ttft)
             except ApiRequestError:
                 result = None
-            if self.planner is not None and result is not None:
+            if self.planner is not None and result is not None and not p.internal:
                 ctx = PlanContext(run_id=p.run_id, turn_index=p.turn_index, at=p.started_at, ttft=ttft)
                 self.planner.observe(request, scope=p.scope, ctx=ctx, result=result)
+            if self.context is not None and not p.internal:
+                self.context.observe(p.run_id, u, p.started_at)
             diagnosis = self.doctor.feed(turn, run_id=p.run_id)
             self._turns[p.run_id] = self._turns.get(p.run_id, 0) + 1
             self._turns.move_to_end(p.run_id)
