@@ -32,7 +32,7 @@ from typing import Any
 
 from tokenomy.blocks import canonical_json, parse_request
 from tokenomy.cache import CacheResult
-from tokenomy.context.mask import CacheView, TurnEstimator, carry_tokens, edit_value, price_ratios
+from tokenomy.context.mask import CacheView, RunStates, TurnEstimator, carry_tokens, edit_value, price_ratios
 from tokenomy.errors import UserError
 from tokenomy.model import Request, Usage
 from tokenomy.pricing import cost, model_info
@@ -376,14 +376,10 @@ class CompactTransform:
 
     def __init__(self, options: CompactOptions | None = None) -> None:
         self.options = options or CompactOptions()
-        self.estimator = TurnEstimator()
-        self._states: dict[str, CompactState] = {}
+        self.runs = RunStates(lambda run_id, est: CompactState(run_id=run_id, estimator=est))
 
     def state(self, run_id: str) -> CompactState:
-        st = self._states.get(run_id)
-        if st is None:
-            st = self._states[run_id] = CompactState(run_id=run_id, estimator=self.estimator)
-        return st
+        return self.runs.get(run_id)
 
     def transform(
         self, request: Request, *, run_id: str, at: float

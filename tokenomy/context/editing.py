@@ -30,6 +30,7 @@ from tokenomy.blocks import parse_request
 from tokenomy.cache import CacheResult
 from tokenomy.context.mask import (
     CacheView,
+    RunStates,
     ToolResult,
     TurnEstimator,
     carry_tokens,
@@ -239,14 +240,10 @@ class EditingTransform:
 
     def __init__(self, options: EditingOptions | None = None) -> None:
         self.options = options or EditingOptions()
-        self.estimator = TurnEstimator()
-        self._states: dict[str, EditingState] = {}
+        self.runs = RunStates(lambda run_id, est: EditingState(run_id=run_id, estimator=est))
 
     def state(self, run_id: str) -> EditingState:
-        st = self._states.get(run_id)
-        if st is None:
-            st = self._states[run_id] = EditingState(run_id=run_id, estimator=self.estimator)
-        return st
+        return self.runs.get(run_id)
 
     def transform(
         self, request: Request, *, run_id: str, at: float

@@ -27,10 +27,10 @@ Everything here is a pure function of the body and a small state object, so the 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from tokenomy.blocks import parse_request
 from tokenomy.cache import CacheResult
@@ -131,6 +131,25 @@ class TurnEstimator:
 
     def finished(self) -> list[int]:
         return list(self._lengths)
+
+
+_S = TypeVar("_S")
+
+
+class RunStates(Generic[_S]):
+    """One state per run, all sharing one ``TurnEstimator``: the bookkeeping every simulate
+    transform (masking, context editing, compaction) needs."""
+
+    def __init__(self, make: Callable[[str, TurnEstimator], _S]) -> None:
+        self.estimator = TurnEstimator()
+        self._make = make
+        self._states: dict[str, _S] = {}
+
+    def get(self, run_id: str) -> _S:
+        st = self._states.get(run_id)
+        if st is None:
+            st = self._states[run_id] = self._make(run_id, self.estimator)
+        return st
 
 
 @dataclass(slots=True)
@@ -434,14 +453,10 @@ class MaskTransform:
     def __init__(self, options: MaskOptions | None = None, *, name: str = "mask") -> None:
         self.name = name
         self.options = options or MaskOptions()
-        self.estimator = TurnEstimator()
-        self._states: dict[str, MaskState] = {}
+        self.runs = RunStates(lambda run_id, est: MaskState(run_id=run_id, estimator=est))
 
     def state(self, run_id: str) -> MaskState:
-        st = self._states.get(run_id)
-        if st is None:
-            st = self._states[run_id] = MaskState(run_id=run_id, estimator=self.estimator)
-        return st
+        return self.runs.get(run_id)
 
     def transform(
         self, request: Request, *, run_id: str, at: float
