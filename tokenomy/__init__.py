@@ -18,7 +18,6 @@ from tokenomy.errors import (
     TokenomyError,
     UserError,
 )
-from tokenomy.model import Block, Request, Run, Turn, Usage
 
 if TYPE_CHECKING:
     from tokenomy.analysis.doctor import diagnose, diagnose_run
@@ -27,6 +26,7 @@ if TYPE_CHECKING:
     from tokenomy.blocks import parse_request
     from tokenomy.cache import CacheEngine, CacheOptions
     from tokenomy.context.prune import prune
+    from tokenomy.model import Block, Request, Run, Turn, Usage
     from tokenomy.pricing import cost, model_info
     from tokenomy.sources import load_runs
     from tokenomy.wrap import unwrap, wrap
@@ -35,6 +35,11 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "BatchQueue": "tokenomy.batch",
+    "Block": "tokenomy.model",
+    "Request": "tokenomy.model",
+    "Run": "tokenomy.model",
+    "Turn": "tokenomy.model",
+    "Usage": "tokenomy.model",
     "CacheEngine": "tokenomy.cache",
     "CacheOptions": "tokenomy.cache",
     "cost": "tokenomy.pricing",

@@ -67,13 +67,13 @@ def _step(planner: TokenomyPlanner, engine: CacheEngine, request: Request, ctx: 
 def test_pings_are_decided_at_their_own_time(workloads: Path) -> None:
     from tokenomy.sources import load_runs
 
-    for runs in (
-        load_runs([workloads / "claude-code-sniffly"], use_index=False).runs,
-        generate("gaps", 0),
+    for runs, pings in (
+        (load_runs([workloads / "claude-code-sniffly"], use_index=False).runs, True),
+        (generate("gaps", 0), False),  # it learns to write 1h before the long gaps instead
     ):
         rec = _Recorder()
         result = replay(build_workload(runs), rec)
-        assert rec.pings and result.pings == len(rec.pings)
+        assert bool(rec.pings) == pings and result.pings == len(rec.pings)
 
 
 def test_compaction_reads_and_keeps_the_base_but_writes_no_top() -> None:
@@ -120,3 +120,16 @@ def test_a_long_single_run_never_pings_without_a_long_gap_seen() -> None:
     rec = _Recorder()
     replay(build_workload(generate("long", 1)), rec)
     assert rec.pings == []  # gaps of 3-40 s: no evidence a ping would ever pay
+
+
+def test_learns_where_in_a_stretch_the_long_gaps_come() -> None:
+    """``gaps``: every 5th gap is about 7 minutes. Once two such stretches are seen, the request
+    before a long gap (the 5th of its stretch) writes its top at 1h, and the others at 5m."""
+    rec = _Recorder()
+    replay(build_workload(generate("gaps", 2)), rec)
+    tops = {}
+    for (_, i), (request, plan) in rec.plans.items():
+        tops[i] = dict(plan.breakpoints).get(top_index(request))
+    assert all(tops[i] == "1h" for i in range(14, 39, 5)), tops
+    assert all(tops[i] == "5m" for i in range(10, 39) if i % 5 != 4), tops
+    assert rec.pings == []

@@ -69,6 +69,7 @@ class PlannerOptions:
     prior_writes: float = 10.0
     prior_goes_on: float = 2.0  # prior runs that went on past any given length
     prior_quiet: float = 0.1  # prior runs that stopped at any given length
+    hazard_prior: float = 1.0  # pseudo-gaps pulling a stretch position's long-gap rate to the pooled one
 
 
 @dataclass(slots=True)
@@ -85,6 +86,28 @@ class _Entry:
 
 
 @dataclass(slots=True)
+class _Hazard:
+    """How often the gap after the ``k``-th request of a stretch was long, where a stretch is the
+    requests since the last long gap (an agent loop between two human turns, for instance)."""
+
+    seen: Counter[int] = field(default_factory=Counter)
+    long: Counter[int] = field(default_factory=Counter)
+    gaps: int = 0
+    longs: int = 0
+
+    def add(self, k: int, is_long: bool) -> None:
+        self.seen[k] += 1
+        self.gaps += 1
+        if is_long:
+            self.long[k] += 1
+            self.longs += 1
+
+    def rate(self, k: int, prior: float, pooled: float) -> float:
+        """The long-gap rate after position ``k``, shrunk towards ``pooled`` by ``prior`` gaps."""
+        return (self.long[k] + prior * pooled) / (self.seen[k] + prior)
+
+
+@dataclass(slots=True)
 class _RunState:
     last: Request | None = None
     last_at: float = 0.0
@@ -96,6 +119,9 @@ class _RunState:
     lapsed: bool = False  # a keep-alive was declined: no more pings until the next request
     quiet_at: int = 0  # the length at which the run was counted quiet, 0 while active
     gaps: list[float] = field(default_factory=list)
+    long_gaps: list[float] = field(default_factory=list)
+    stretch: int = 0  # requests since the last long gap, this one included
+    hazard: _Hazard = field(default_factory=_Hazard)
 
 
 def _ratios(model: str) -> tuple[float, float, float]:
@@ -123,6 +149,8 @@ class TokenomyPlanner(StatelessPolicy):
         self._entries: dict[tuple[str, bytes], _Entry] = {}
         self._runs: dict[str, _RunState] = {}
         self._gaps: list[float] = []  # continuing gaps, all runs
+        self._long_gaps: list[float] = []  # the long ones (a 5m entry needs a ping to outlive them)
+        self._hazard = _Hazard()
         self._reads = self.options.prior_reads
         self._writes = self.options.prior_writes
         # run lengths: how many runs reached k requests, and how many went quiet at exactly k
@@ -182,23 +210,55 @@ class TokenomyPlanner(StatelessPolicy):
         f = self._base_lapse / (total + 1.0)
         return "1h" if f * (w1 - rd) > (w1 - w5) else "5m"
 
-    def _next_gap_cost(self, state: _RunState | None, model: str, top: int, anchor: int) -> float:
-        """What the next gap is expected to cost a 5m entry of ``top`` tokens, in input-token
-        units: a long gap is bridged by keep-alive pings (each reads the prefix) or falls back
-        to the deepest 1h entry (``anchor`` tokens) and re-writes the rest, whichever is less.
-        Over this run's gaps once it has a few, else over every run's gaps."""
-        gaps = state.gaps if state is not None and len(state.gaps) >= 3 else self._gaps
-        if not gaps:
+    def _long_pool(self, state: _RunState | None) -> list[float]:
+        """The long gaps to draw a long gap's length from: this run's once it has two, else
+        every run's."""
+        return state.long_gaps if state is not None and len(state.long_gaps) >= 2 else self._long_gaps
+
+    def _stretch(self, state: _RunState | None, at: float) -> int:
+        """The position in its stretch of a request made at ``at`` (1 after a long gap)."""
+        if state is None or state.last is None or at - state.last_at >= self._long_s:
+            return 1
+        return state.stretch + 1
+
+    def _long_rate(self, state: _RunState | None, k: int) -> float:
+        """Chance that the gap after a stretch's ``k``-th request is long. A run with gaps of its
+        own: its rate at ``k``, shrunk towards its overall rate, itself shrunk towards every
+        run's; a run without: every run's rate at ``k``, shrunk towards every run's overall
+        rate (each by ``hazard_prior`` pseudo-gaps). With no structure by position this is the
+        share of long gaps, as before; runs of other agents do not set this run's rhythm."""
+        prior = self.options.hazard_prior
+        h = self._hazard
+        pooled = h.longs / (h.gaps + 1.0)
+        if state is None or not state.hazard.gaps:
+            return h.rate(k, prior, pooled)
+        own = state.hazard
+        overall = (own.longs + prior * pooled) / (own.gaps + prior)
+        return own.rate(k, prior, overall)
+
+    @property
+    def _long_s(self) -> float:
+        """A gap is long when a 5m entry needs a keep-alive decision to outlive it."""
+        return _5M - self.options.ping_margin_s
+
+    def _next_gap_cost(self, state: _RunState | None, model: str, top: int, anchor: int, k: int) -> float:
+        """What the gap after this request (the ``k``-th of its stretch) is expected to cost a 5m
+        entry of ``top`` tokens, in input-token units: the chance it is long times what a long
+        gap costs on average, where a long gap is bridged by keep-alive pings (each reads the
+        prefix) or falls back to the deepest 1h entry (``anchor`` tokens) and re-writes the
+        rest, whichever is less."""
+        pool = self._long_pool(state)
+        if not pool:
             return 0.0
         w5, _, rd = _ratios(model)
         period = _5M - self.options.ping_margin_s
         cost = 0.0
-        for g in gaps:
+        for g in pool:
             if g >= _5M:
                 pings = int((g - _5M) // period) + 1
                 fallback = (w5 - rd) * (top - anchor) if g < _1H else (w5 - rd) * top
                 cost += min(pings * rd * top, fallback)
-        return cost / (len(gaps) + 1.0)
+        return self._long_rate(state, k) * cost / len(pool)
 
     # -- planning ----------------------------------------------------------------------------
 
@@ -231,7 +291,8 @@ class TokenomyPlanner(StatelessPolicy):
         if base_ttl == "1h" or (base_live and self._entries_ttl(request, base) == "1h"):
             floor = max(floor, cum[base])
         if write:
-            gap_cost = self._next_gap_cost(state, request.model, cum[top], floor)
+            k = self._stretch(state, ctx.at)
+            gap_cost = self._next_gap_cost(state, request.model, cum[top], floor, k)
             ttl: TTL = "1h" if (w1 - w5) * (cum[top] - a_tokens) < gap_cost else "5m"
             bps[top] = ttl
         if read >= 0:
@@ -282,12 +343,22 @@ class TokenomyPlanner(StatelessPolicy):
             state.max_gap = max(state.max_gap, gap)
             del state.gaps[: -self.options.history]
             del self._gaps[: -self.options.history]
+            is_long = gap >= self._long_s
+            state.hazard.add(state.stretch, is_long)
+            self._hazard.add(state.stretch, is_long)
+            if is_long:
+                state.long_gaps.append(gap)
+                self._long_gaps.append(gap)
+                del state.long_gaps[: -self.options.history]
+                del self._long_gaps[: -self.options.history]
+                state.stretch = 0
             if state.top_written:
                 self._writes += 1
                 if result.read_tokens >= state.top_written:
                     self._reads += 1
         state.top_written = 0
         state.n += 1
+        state.stretch += 1
         self._reached[state.n] += 1
         state.lapsed = False
         self._learn_base(request, ctx, result)
@@ -358,15 +429,15 @@ class TokenomyPlanner(StatelessPolicy):
         gaps seen needed)."""
         state = self._runs[run_id]
         elapsed = at - state.last_at
-        gaps = state.gaps if len(state.gaps) >= 3 else self._gaps
-        longer = [g for g in gaps if g >= elapsed]
+        pool = self._long_pool(state)
+        longer = [g for g in pool if g >= elapsed]
         if not longer:
             return False
         w5, _, rd = _ratios(entry.request.model)
         period = _5M - self.options.ping_margin_s
         c = self._goes_on(state.n)
-        n = len(gaps) + 1.0
-        p_back = c * len(longer) / n / (c * len(longer) / n + 1.0 - c)
+        q = self._long_rate(state, state.stretch) * len(longer) / len(pool)
+        p_back = c * q / (c * q + 1.0 - c)
         more = sum((g - elapsed) // period for g in longer) / len(longer)
         return p_back * (w5 - rd) * (entry.tokens - fallback) > rd * entry.tokens * (1.0 + more)
 

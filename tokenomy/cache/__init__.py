@@ -31,7 +31,7 @@ from tokenomy.cache._rules import (
     min_cacheable_tokens,
     scope_model,
 )
-from tokenomy.model import TTL, TTL_SECONDS, Request, Usage
+from tokenomy.model import TTL, TTL_SECONDS, Block, Request, Usage
 
 __all__ = [
     "BreakpointOutcome",
@@ -81,6 +81,9 @@ class Entry:
     hits: int = 0
 
 
+_Met = tuple[int, float] | None  # (block index, time) of an entry met in a lookback walk
+
+
 class BreakpointOutcome(NamedTuple):
     """What happened at one breakpoint, for the doctor and for tests.
 
@@ -119,7 +122,7 @@ class CacheResult:
         return max(hits) if hits else None
 
 
-_Key = tuple[str, str, bytes, bytes]
+_Scope = tuple[str, str, bytes]  # (workspace, model, key material of the block's section)
 
 
 class CacheEngine:
@@ -127,6 +130,9 @@ class CacheEngine:
 
     ``process`` is the only mutating call; ``peek`` answers the same question without changing
     anything (for what-ifs and the doctor).
+
+    Entries are stored per scope (workspace, model, the section's parameter key material), each
+    scope a dict from prefix hash to entry: a lookup on the hot path hashes one bytes object.
     """
 
     def __init__(
@@ -137,14 +143,16 @@ class CacheEngine:
     ) -> None:
         self.options = options or CacheOptions()
         self.clock = clock
-        self._entries: dict[_Key, Entry] = {}
+        self._scopes: dict[_Scope, dict[bytes, Entry]] = {}
+        self._section_memo: dict[tuple[str, str, bytes, bytes, bytes], dict[str, dict[bytes, Entry]]] = {}
         self._writes_since_sweep = 0
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return sum(len(d) for d in self._scopes.values())
 
     def clear(self) -> None:
-        self._entries.clear()
+        self._scopes.clear()
+        self._section_memo.clear()
 
     def process(
         self,
@@ -171,6 +179,22 @@ class CacheEngine:
 
     # -- internals -------------------------------------------------------------------------
 
+    def _stores(self, request: Request, workspace: str) -> dict[str, dict[bytes, Entry]]:
+        """The entry dict of each section's scope for this request (created empty on demand,
+        memoised per workspace, model and parameter key material)."""
+        p = request.params
+        memo_key = (workspace, request.model, p.get("tools", b""), p.get("system", b""), p.get("messages", b""))
+        found = self._section_memo.get(memo_key)
+        if found is None:
+            model = scope_model(request.model)
+            keys = _section_keys(request)
+            scopes = self._scopes
+            found = {s: scopes.setdefault((workspace, model, k), {}) for s, k in keys.items()}
+            if len(self._section_memo) > 4096:
+                self._section_memo.clear()
+            self._section_memo[memo_key] = found
+        return found
+
     def _run(
         self,
         request: Request,
@@ -189,35 +213,24 @@ class CacheEngine:
         cum = request.cum
         total = request.total_tokens
         minimum = min_cacheable_tokens(request.model)
-        model = scope_model(request.model)
-        sect = _section_keys(request)
+        stores = self._stores(request, workspace)
 
         # Reads: each qualifying breakpoint walks back for an entry earlier requests wrote.
-        found: list[
-            tuple[
-                int,
-                TTL,
-                bool,
-                bool,
-                int | None,
-                _Key | None,
-                tuple[int, float] | None,
-                tuple[int, float] | None,
-            ]
-        ] = []
+        found: list[tuple[int, TTL, bool, bool, int | None, Entry | None, _Met, _Met]] = []
+        billed: list[tuple[int, TTL]] = []
         read = 0
         for bp_index, ttl, automatic in bps:
-            if cum[bp_index] < minimum:
+            tokens = cum[bp_index]
+            if tokens < minimum:
                 found.append((bp_index, ttl, automatic, False, None, None, None, None))
                 continue
-            hit_block, hit_key, expired, pending = self._lookback(
-                request, bp_index, workspace, model, sect, now
-            )
+            billed.append((tokens, ttl))
+            hit_block, hit, expired, pending = self._lookback(blocks, bp_index, stores, now)
             if hit_block is not None and cum[hit_block] > read:
                 read = cum[hit_block]
-            found.append((bp_index, ttl, automatic, True, hit_block, hit_key, expired, pending))
+            found.append((bp_index, ttl, automatic, True, hit_block, hit, expired, pending))
 
-        input_tokens, w5, w1, _ = billing_split(total, read, [(cum[f[0]], f[1]) for f in found if f[3]])
+        input_tokens, w5, w1, _ = billing_split(total, read, billed)
         usage = Usage(
             input_tokens=input_tokens,
             cache_write_5m=w5,
@@ -228,60 +241,56 @@ class CacheEngine:
             inference_geo=inference_geo,
         )
 
-        entries = self._entries
         available = now + (ttft if opts.readable_after == "first_token" else 0.0)
+        refresh_entry = opts.refresh_to == "entry"
+        covered = opts.write_covered_breakpoints
         outcomes: list[BreakpointOutcome] = []
         written: list[int] = []
-        for bp_index, ttl, automatic, qualifies, hit_block, hit_key, expired, pending in found:
+        for bp_index, ttl, automatic, qualifies, hit_block, hit, expired, pending in found:
             tokens = cum[bp_index]
-            wrote = qualifies and (
-                tokens > read or (opts.write_covered_breakpoints and hit_block != bp_index)
-            )
+            wrote = qualifies and (tokens > read or (covered and hit_block != bp_index))
             if mutate:
-                if hit_key is not None:
-                    entry = entries[hit_key]
-                    entry.hits += 1
-                    ttl_s = TTL_SECONDS[entry.ttl if opts.refresh_to == "entry" else ttl]
-                    if now + ttl_s > entry.expires_at:
-                        entry.expires_at = now + ttl_s
+                if hit is not None:
+                    hit.hits += 1
+                    expires = now + TTL_SECONDS[hit.ttl if refresh_entry else ttl]
+                    if expires > hit.expires_at:
+                        hit.expires_at = expires
                 if wrote:
                     blk = blocks[bp_index]
-                    key = (workspace, model, sect[blk.section], blk.prefix_hash)
-                    prior = entries.get(key)
+                    store = stores[blk.section]
+                    prior = store.get(blk.prefix_hash)
                     if prior is not None and prior.expires_at > now:
                         # a concurrent re-write of a pending entry: the earlier writer's first
                         # token still makes it readable; keep the longest life and TTL
-                        prior.available_at = min(prior.available_at, available)
-                        prior.expires_at = max(prior.expires_at, now + TTL_SECONDS[ttl])
+                        if available < prior.available_at:
+                            prior.available_at = available
+                        expires = now + TTL_SECONDS[ttl]
+                        if expires > prior.expires_at:
+                            prior.expires_at = expires
                         if ttl == "1h":
                             prior.ttl = "1h"
                     else:
-                        entries[key] = Entry(
-                            ttl=ttl,
-                            tokens=tokens,
-                            written_at=now,
-                            available_at=available,
-                            expires_at=now + TTL_SECONDS[ttl],
-                            block_index=bp_index,
+                        store[blk.prefix_hash] = Entry(
+                            ttl, tokens, now, available, now + TTL_SECONDS[ttl], bp_index
                         )
                     written.append(bp_index)
             outcomes.append(
                 BreakpointOutcome(
-                    block_index=bp_index,
-                    ttl=ttl,
-                    tokens=tokens,
-                    automatic=automatic,
-                    qualifies=qualifies,
-                    hit_block=hit_block,
-                    hit_tokens=cum[hit_block] if hit_block is not None else 0,
-                    wrote=wrote and mutate,
-                    expired_block=expired[0] if expired else None,
-                    expired_at=expired[1] if expired else None,
-                    pending_block=pending[0] if pending else None,
-                    pending_until=pending[1] if pending else None,
+                    bp_index,
+                    ttl,
+                    tokens,
+                    automatic,
+                    qualifies,
+                    hit_block,
+                    cum[hit_block] if hit_block is not None else 0,
+                    wrote and mutate,
+                    expired[0] if expired else None,
+                    expired[1] if expired else None,
+                    pending[0] if pending else None,
+                    pending[1] if pending else None,
                 )
             )
-        if mutate:
+        if mutate and written:
             self._writes_since_sweep += len(written)
             if self._writes_since_sweep > 4096:
                 self.sweep(now)
@@ -297,30 +306,29 @@ class CacheEngine:
 
     def _lookback(
         self,
-        request: Request,
+        blocks: tuple[Block, ...],
         bp_index: int,
-        workspace: str,
-        model: str,
-        sect: dict[str, bytes],
+        stores: dict[str, dict[bytes, Entry]],
         now: float,
-    ) -> tuple[int | None, _Key | None, tuple[int, float] | None, tuple[int, float] | None]:
-        """Walk back from a breakpoint; return the hit block and key, and the nearest expired
+    ) -> tuple[int | None, Entry | None, _Met, _Met]:
+        """Walk back from a breakpoint; return the hit block and entry, and the nearest expired
         and not-yet-readable entries met on the way (for diagnosis)."""
-        blocks = request.blocks
-        entries = self._entries
         collapse = self.options.collapse_tool_runs
         start_pos = blocks[bp_index].position if collapse else bp_index
         stop_pos = start_pos - self.options.lookback  # exclusive
-        expired: tuple[int, float] | None = None
-        pending: tuple[int, float] | None = None
+        expired: _Met = None
+        pending: _Met = None
         i = bp_index
+        section = ""
+        store: dict[bytes, Entry] = {}
         while i >= 0:
             blk = blocks[i]
-            pos = blk.position if collapse else i
-            if pos <= stop_pos:
+            if (blk.position if collapse else i) <= stop_pos:
                 break
-            key = (workspace, model, sect[blk.section], blk.prefix_hash)
-            entry = entries.get(key)
+            if blk.section != section:
+                section = blk.section
+                store = stores[section]
+            entry = store.get(blk.prefix_hash)
             if entry is not None:
                 if entry.expires_at <= now:
                     if expired is None:
@@ -329,24 +337,31 @@ class CacheEngine:
                     if pending is None:
                         pending = (i, entry.available_at)
                 else:
-                    return i, key, expired, pending
+                    return i, entry, expired, pending
             i -= 1
         return None, None, expired, pending
 
     def sweep(self, now: float | None = None) -> int:
         """Drop expired entries; returns how many. Keeps a long-running emulator's memory flat."""
         t = self.clock() if now is None else now
-        dead = [k for k, e in self._entries.items() if e.expires_at <= t]
-        for k in dead:
-            del self._entries[k]
+        dropped = 0
+        for store in self._scopes.values():
+            dead = [k for k, e in store.items() if e.expires_at <= t]
+            for k in dead:
+                del store[k]
+            dropped += len(dead)
+        if any(not store for store in self._scopes.values()):
+            self._scopes = {k: store for k, store in self._scopes.items() if store}
+            self._section_memo.clear()  # it may point at a dropped scope
         self._writes_since_sweep = 0
-        return len(dead)
+        return dropped
 
     def entry_for(self, request: Request, block_index: int, *, workspace: str = "default") -> Entry | None:
         """The entry stored for the prefix ending at ``block_index``, if any (expired or not)."""
         blk = request.blocks[block_index]
-        key = (workspace, scope_model(request.model), _section_keys(request)[blk.section], blk.prefix_hash)
-        return self._entries.get(key)
+        key = (workspace, scope_model(request.model), _section_keys(request)[blk.section])
+        store = self._scopes.get(key)
+        return store.get(blk.prefix_hash) if store is not None else None
 
 
 def billing_split(total: int, read: int, breakpoints: Iterable[tuple[int, TTL]]) -> tuple[int, int, int, int]:

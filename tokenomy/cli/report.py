@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import logging
 import os
 import sqlite3
 import sys
@@ -221,12 +220,45 @@ def _report(
     no_index: bool,
     db: str | None,
 ) -> None:
+    if since and until and since > until:
+        raise click.BadParameter(f"--since {since} is after --until {until}", param_hint="--since")
+    memo = (
+        _Memo.open(paths, by, since, until, run_id, source, db)
+        if as_json and not (html_file or no_index)
+        else None
+    )
+    if memo is None:
+        _compute(paths, by, since, until, run_id, as_json, source, html_file, no_index, db, None)
+        return
+    try:
+        memoised = memo.get()
+        if memoised is not None:
+            click.echo(memoised)
+            return
+        _compute(paths, by, since, until, run_id, as_json, source, html_file, no_index, db, memo)
+    finally:
+        memo.close()
+
+
+def _compute(
+    paths: tuple[str, ...],
+    by: str,
+    since: dt.date | None,
+    until: dt.date | None,
+    run_id: str | None,
+    as_json: bool,
+    source: str,
+    html_file: str | None,
+    no_index: bool,
+    db: str | None,
+    memo: _Memo | None,
+) -> None:
+    import logging
+
     from tokenomy import pricing
     from tokenomy.report import data as rd
     from tokenomy.report.sums import can_sum
 
-    if since and until and since > until:
-        raise click.BadParameter(f"--since {since} is after --until {until}", param_hint="--since")
     logging.getLogger("tokenomy.pricing").addHandler(logging.NullHandler())
     pricing.clear_pricing_notes()
     # a table or JSON only adds up: Claude Code runs come as per-file sums (no turns to build);
@@ -274,11 +306,71 @@ def _report(
         out = rd.run_detail_json(detail) if detail is not None else rd.report_json(data)
         if detail is not None:
             out["pricing_notes"] = list(notes)
-        click.echo(_dumps(out))
+        text = _dumps(out)
+        click.echo(text)
+        if memo is not None:
+            memo.put(text)
     else:
         _print(data, detail)
     if html_file is not None:
         click.echo(f"wrote {html_file}", err=True)
+
+
+class _Memo:
+    """``tokenomy.report.memo`` for one invocation; any trouble with it only means computing."""
+
+    def __init__(self, memo: Any, key: bytes, fingerprint: bytes) -> None:
+        self.memo, self.key, self.fingerprint = memo, key, fingerprint
+
+    @classmethod
+    def open(
+        cls,
+        paths: tuple[str, ...],
+        by: str,
+        since: dt.date | None,
+        until: dt.date | None,
+        run_id: str | None,
+        source: str,
+        db: str | None,
+    ) -> _Memo | None:
+        from tokenomy.files import default_claude_dirs
+        from tokenomy.report.memo import ReportMemo, memo_key, tree_fingerprint
+
+        roots = [str(p) for p in paths] if paths else [str(d) for d in default_claude_dirs() if d.is_dir()]
+        if not roots:
+            return None
+        fingerprint = tree_fingerprint(roots)
+        if fingerprint is None:
+            return None
+        roots_abs = tuple(os.path.abspath(os.path.expanduser(r)) for r in roots)
+        options = {
+            "roots": roots_abs,
+            "by": by,
+            "since": since,
+            "until": until,
+            "run": run_id,
+            "source": source,
+        }
+        try:
+            return cls(ReportMemo(db), memo_key(options.items()), fingerprint)
+        except (OSError, sqlite3.Error):
+            return None
+
+    def get(self) -> str | None:
+        try:
+            out: str | None = self.memo.get(self.key, self.fingerprint)
+        except (sqlite3.Error, UnicodeDecodeError):
+            return None
+        return out
+
+    def put(self, text: str) -> None:
+        try:
+            self.memo.put(self.key, self.fingerprint, text)
+        except sqlite3.Error:
+            pass  # a busy or read-only ledger: the next report computes again
+
+    def close(self) -> None:
+        self.memo.close()
 
 
 def _dumps(obj: dict[str, Any]) -> str:

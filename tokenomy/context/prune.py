@@ -1,20 +1,34 @@
 """Shrink one tool output to a token budget, keeping what an agent needs.
 
 A tool output is re-read on every later turn, so its size is paid again and again. Plain
-head+tail truncation drops the one error line in the middle of a build log; this pruner ranks
-lines instead: error and warning lines with their context, stack traces, failing test names,
-``path:line`` references first; then the head and the tail; then the rest. Repeated and
-near-repeated lines collapse to one with a count. ANSI codes and progress-bar noise go first.
+head+tail truncation drops the one error line in the middle of a build log. This pruner spends
+the budget by value per token instead:
+
+1. Noise goes first: ANSI codes, carriage-return overwrites, progress bars. Runs of repeated and
+   near-repeated lines collapse to their first and last line and a count.
+2. Each line is searched for the pieces an agent acts on: the clause of an error or warning line
+   (its first ``CLAUSE_CHARS`` characters), stack-trace frames, test-run summaries, file paths
+   (with their line numbers and test ids), test names, and the first and last line. Each piece
+   has a value; a piece already kept elsewhere (the same path on ten lines) is worth nothing more,
+   and each further member of a family of near-identical pieces is worth less.
+3. Pieces are taken by value per token, cheapest-per-value first, until the budget is spent. A
+   piece is kept alone when its line does not fit: ``[…]`` marks what was cut around it.
+4. Budget left over goes to whole lines: the lines pieces came from, the lines around error lines,
+   then the head and the tail.
 
 Everything it emits is text from the input, plus its own markers (``[… 312 similar lines
-removed …]``), so a pruned output never says something the tool did not.
+removed …]``, ``[… 40 lines removed …]``, ``[… 9000 chars removed …]``, ``[…]``), so a pruned
+output never says something the tool did not. With a budget, the emitted text never counts more
+tokens than the budget.
 """
 
 from __future__ import annotations
 
+import heapq
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 
 from tokenomy.tokens import DEFAULT_COUNTER, TokenCounter
 
@@ -26,32 +40,47 @@ _PROGRESS = re.compile(
     r"^\s*(?:\S+\s+)?(?:\d{1,3}(?:\.\d+)?%|\[[=#>\-. ]{5,}\]|[#=█▏▎▍▌▋▊▉━─]{8,})"
     r"|(?:\d{1,3}(?:\.\d+)?%\s*\|)|\b\d+(?:\.\d+)?\s*[kMG]?i?B/s\b|\beta\s+\d"
 )
+# A severity word used as a word, not as part of code: ``check.errors`` and ``error(`` are not
+# error lines, ``error: x`` and ``[warning]`` are.
 _SEVERE = re.compile(
-    r"(?i)\b(?:error|errors|exception|traceback|fatal|panic|panicked|failed|failure|fail|"
+    r"(?i)(?<![.>$])\b(?:error|errors|exception|traceback|fatal|panic|panicked|failed|failure|fail|"
     r"segmentation fault|core dumped|abort(?:ed)?|denied|undefined reference|cannot|can't|unable to|"
-    r"not found|no such file|assert(?:ion)?(?:error)?|warning|warn|deprecated|E\d{3,4})\b"
+    r"not found|no such file|assertion(?:error)?|assert\w*error|warning|warn|deprecated|E\d{3,4})\b(?![(.]\w)"
 )
 _TRACE = re.compile(
     r'^\s+File "[^"]+", line \d+|^\s+at [\w$.<>]+\s*\(|^\s+at .+:\d+|^\s*#\d+\s+0x[0-9a-f]+|'
-    r"^\s*(?:thread '.*' panicked|goroutine \d+|Caused by:|During handling of the above)"
-)
-# Repeats are bounded so a 10 MB line without spaces is scanned in linear time.
-_PATH_LINE = re.compile(r"(?:[\w.~-]{0,80}/){0,24}[\w.-]{1,120}\.[A-Za-z]\w{0,5}:\d{1,7}")
-_PATH = re.compile(r"(?:[\w.~-]{1,80}/){1,24}[\w.-]{1,120}")
-_TEST = re.compile(
-    r"(?i)(?:::test\w{0,80}|\btest_\w{1,80}|\bTest\w{1,80}|\b\w{1,80}Test\b|\b(?:PASS|FAIL|FAILED|ERROR|XFAIL)\b)"
+    r"^\s*(?:thread '.*' panicked|goroutine \d+|Caused by:|During handling of the above)|^E {3,}\S"
 )
 _SUMMARY = re.compile(
-    r"(?i)\b\d+\s+(?:passed|failed|errors?|skipped|warnings?|tests?)\b|exit (?:code|status)\s*\d+"
+    r"(?i)\b\d+\s+(?:passed|failed|errors?|skipped|warnings?|tests?|failures?)\b|exit (?:code|status)\s*\d+"
 )
+# Repeats are bounded so that a long line without spaces is scanned in linear time.
+_PATH = re.compile(
+    r"(?:[\w.~+-]{0,80}/){1,24}[\w.+-]{1,120}(?::\d{1,7}){0,2}(?:::\w{1,120}){0,4}"
+    r"|[\w.+-]{1,120}\.[A-Za-z]\w{0,5}:\d{1,7}(?::\d{1,7})?"
+)
+_TESTISH = re.compile(r"(?<!\w)\w{0,80}[Tt]est\w{0,80}")
 _COLON_NUM = re.compile(r":\d{1,7}\b")
 _DIGITS = re.compile(r"0x[0-9a-fA-F]+|\d+")
 
-MAX_LINE_CHARS = 2000  # longer lines are cut to their head, tail and needle spans
-TIGHT_LINE_CHARS = 240  # when needles alone overflow the budget
-CONTEXT_LINES = 1  # lines kept around each error line
-HEAD_SHARE = 0.2  # of the budget left after needles, for the head
+MAX_LINE_CHARS = 8000  # longer lines are cut to their needle spans, head and tail before analysis
+CLAUSE_CHARS = 240  # the part of an error line kept when the whole line does not fit
+CONTEXT_LINES = 1  # lines kept around each error line when the budget allows
+HEAD_SHARE = 0.2  # of the budget left after the pieces, for the head
 TAIL_SHARE = 0.3  # and for the tail
+# What each piece is worth (the unit is arbitrary: only value per token orders the pieces).
+VALUE_ERROR = 2.0  # the clause of an error or warning line
+VALUE_TRACE = 1.5  # a stack-trace frame, a test-run summary line
+VALUE_PATH_LINE = 1.5  # a path with a line number, or a test id
+VALUE_PATH = 1.0  # a path with a file extension
+VALUE_TEST = 1.0  # a test name
+VALUE_DIR = 0.4  # a path without an extension: /usr/lib, ./src/app
+VALUE_SLASHED = 0.1  # a/b: sometimes a directory, often "and/or"
+VALUE_EDGE = 0.5  # the first and the last line
+CUT = "[…]"  # marks text cut from a line that is kept in part
+GAP_COST = 5  # tokens of a "[… N lines removed …]" marker
+COMPACT_GAP_COST = 2  # tokens of a "[…]" marker, used for gaps when the pieces overflow the budget
+CUT_COST = 2  # tokens of a " […]" marker
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +95,23 @@ class PruneResult:
     @property
     def saved_tokens(self) -> int:
         return max(self.original_tokens - self.tokens, 0)
+
+
+@dataclass(slots=True)
+class _Piece:
+    start: int
+    end: int
+    value: float
+    key: str  # the piece's text: the same text kept elsewhere makes it worthless
+    family: str  # digits masked: near-identical pieces lose value as more of them are kept
+
+
+@dataclass(slots=True)
+class _Line:
+    text: str
+    weight: int  # how many input lines it stands for
+    severe: bool = False
+    pieces: list[_Piece] = field(default_factory=list)
 
 
 def _decode(data: str | bytes) -> str:
@@ -93,9 +139,7 @@ def _marker(n: int, what: str = "lines") -> str:
 
 
 def _is_needle(line: str) -> bool:
-    return bool(
-        _SEVERE.search(line) or _TRACE.search(line) or _PATH_LINE.search(line) or _SUMMARY.search(line)
-    )
+    return bool(_SEVERE.search(line) or _TRACE.search(line) or _SUMMARY.search(line) or _PATH.search(line))
 
 
 def _cut_long_line(line: str, limit: int) -> str:
@@ -123,16 +167,9 @@ def _cut_long_line(line: str, limit: int) -> str:
         if e - s <= budget:
             chosen.append((s, e))
             budget -= e - s
-    chosen.sort()
-    merged: list[list[int]] = []
-    for s, e in chosen:
-        if merged and s <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], e)
-        else:
-            merged.append([s, e])
     out: list[str] = []
     pos = 0
-    for s, e in merged:
+    for s, e in _merge(chosen):
         if s > pos:
             out.append(_marker(s - pos, "chars"))
         out.append(line[s:e])
@@ -142,41 +179,299 @@ def _cut_long_line(line: str, limit: int) -> str:
     return " ".join(out)
 
 
-def _head_of(line: str, limit: int) -> str:
-    if len(line) <= limit:
-        return line
-    return line[:limit] + " " + _marker(len(line) - limit, "chars")
+def _merge(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for s, e in sorted(ranges):
+        if merged and s <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], e))
+        else:
+            merged.append((s, e))
+    return merged
 
 
-def _collapse(
-    lines: list[str], needle: list[bool], exact_only: list[bool]
-) -> tuple[list[str], list[bool], list[int]]:
-    """Collapse runs of near-identical lines (digits masked); lines naming an error, a path or a
-    test collapse only when identical, since their numbers are what matters.
+def _collapse(lines: list[str]) -> list[_Line]:
+    """Collapse runs of near-identical lines (digits masked) to the first, a count and the last.
 
-    Returns the new lines, their needle flags, and how many lines each output line stands for.
+    Lines naming an error, a path or a test collapse only when identical, since their numbers
+    are what matters.
     """
-    out: list[str] = []
-    flags: list[bool] = []
-    weight: list[int] = []
+    exact = [bool(_is_needle(ln) or _TESTISH.search(ln)) for ln in lines]
+    keys = [ln if ex else _DIGITS.sub("0", ln).strip() for ln, ex in zip(lines, exact, strict=True)]
+    out: list[_Line] = []
     i = 0
     n = len(lines)
     while i < n:
-        key = lines[i] if exact_only[i] else _DIGITS.sub("0", lines[i]).strip()
         j = i + 1
-        while j < n and (lines[j] if exact_only[j] else _DIGITS.sub("0", lines[j]).strip()) == key:
+        while j < n and keys[j] == keys[i]:
             j += 1
         run = j - i
-        if run >= 3 and key:
-            out += [lines[i], _marker(run - 2, "similar lines"), lines[j - 1]]
-            flags += [needle[i], False, needle[i]]
-            weight += [1, run - 2, 1]
+        if run >= 3 and keys[i]:
+            out += [_Line(lines[i], 1), _Line(_marker(run - 2, "similar lines"), run - 2), _Line(lines[j - 1], 1)]
         else:
-            out += lines[i:j]
-            flags += needle[i:j]
-            weight += [1] * run
+            out += [_Line(ln, 1) for ln in lines[i:j]]
         i = j
-    return out, flags, weight
+    return out
+
+
+def _is_test_name(word: str) -> bool:
+    """``test_x``, ``x_test``, ``a_test_b``, ``TestX``, ``XTest``: how test runners name tests."""
+    if len(word) < 5 or word.isdigit():
+        return False
+    if "test" in word.split("_") and word.strip("_") != "test":
+        return True
+    return (word.startswith("Test") and word[4:5].isupper()) or (
+        word.endswith("Test") and word[-5:-4].islower() and word[:1].isupper()
+    )
+
+
+def _analyse(line: _Line, is_edge: bool) -> None:
+    """Find the pieces of one line worth keeping, and whether it is an error line."""
+    text = line.text
+    if line.weight != 1 or not text.strip():
+        return  # a collapse marker, or blank
+    lead = len(text) - len(text.lstrip())
+    end = len(text.rstrip())
+
+    def add(start: int, stop: int, value: float) -> None:
+        key = text[start:stop]
+        line.pieces.append(_Piece(start, stop, value, key, _DIGITS.sub("0", key)))
+
+    severe = _SEVERE.search(text)
+    trace = bool(_TRACE.search(text) or _SUMMARY.search(text))
+    line.severe = bool(severe) or trace
+    if line.severe or is_edge:
+        value = VALUE_ERROR if severe else VALUE_TRACE if trace else VALUE_EDGE
+        start = lead
+        if severe and severe.start() - lead > CLAUSE_CHARS - 80:
+            # the clause starts a little before the keyword, at a word boundary
+            start = severe.start() - 40
+            space = text.find(" ", start, severe.start())
+            start = space + 1 if space >= 0 else start
+        add(start, min(end, start + CLAUSE_CHARS), value)
+    for m in _PATH.finditer(text):
+        s, e = m.span()
+        token = m.group()
+        if ":" in token:
+            value = VALUE_PATH_LINE
+        elif re.search(r"\.[A-Za-z]\w{0,5}$", token):
+            value = VALUE_PATH
+        elif token.startswith(("/", "./", "../", "~/")):
+            value = VALUE_DIR
+        elif re.search(r"[A-Za-z]", token):
+            value = VALUE_SLASHED
+        else:
+            continue
+        add(s, e, value)
+    for m in _TESTISH.finditer(text):
+        s, e = m.span()
+        if (e == len(text) or not (text[e].isalnum() or text[e] == "_")) and _is_test_name(m.group()):
+            if not any(p.start <= s and e <= p.end and p.value >= VALUE_PATH for p in line.pieces):
+                add(s, e, VALUE_TEST)
+
+
+class _Plan:
+    """What is kept of each line: the whole line, or some ranges of it."""
+
+    def __init__(self, lines: Sequence[_Line], gap_cost: int) -> None:
+        self.lines = lines
+        self.gap_cost = gap_cost
+        self.full: set[int] = set()
+        self.ranges: dict[int, list[tuple[int, int]]] = {}
+
+    def kept(self, i: int) -> bool:
+        return i in self.full or i in self.ranges
+
+    def gap_delta(self, i: int) -> int:
+        """Marker tokens added (or saved) by starting to keep line ``i``."""
+        if self.kept(i):
+            return 0
+        before = i > 0 and self.kept(i - 1)
+        after = i + 1 < len(self.lines) and self.kept(i + 1)
+        if before and after:
+            return -self.gap_cost
+        if before or after:
+            return 0
+        return self.gap_cost
+
+    def render_line(self, i: int) -> tuple[bool, str, bool]:
+        """The kept text of line ``i``, and whether text was cut before and after it."""
+        text = self.lines[i].text
+        if i in self.full:
+            return False, text, False
+        return _join_ranges(text, self.ranges[i])
+
+
+def _join_ranges(text: str, ranges: Sequence[tuple[int, int]]) -> tuple[bool, str, bool]:
+    """The kept ranges of a line joined by ``[…]``; and whether the line was cut before the first
+    and after the last (text between two ranges no longer than the marker is kept instead)."""
+    lead = len(text) - len(text.lstrip())
+    end = len(text.rstrip())
+    joined: list[tuple[int, int]] = []
+    for s, e in _merge(ranges):
+        if joined and s - joined[-1][1] <= len(CUT) + 1:
+            joined[-1] = (joined[-1][0], e)
+        else:
+            joined.append((s, e))
+    parts = [text[s:e].strip() for s, e in joined]
+    body = (" " + CUT + " ").join(p for p in parts if p)
+    return joined[0][0] > lead, body, joined[-1][1] < end
+
+
+def _take_pieces(
+    lines: Sequence[_Line], plan: _Plan, budget: int, tok: _Tok, actions: list[tuple[int, int, int]]
+) -> tuple[int, bool]:
+    """Take pieces by value per token until nothing more fits.
+
+    Returns the tokens used and whether a piece was left out for want of budget.
+    """
+    heap: list[tuple[float, int, int, int]] = []
+    seq = 0
+    for i, line in enumerate(lines):
+        for j, p in enumerate(line.pieces):
+            cost = tok(line.text[p.start : p.end]) + CUT_COST + plan.gap_cost
+            heap.append((-p.value / max(cost, 1), seq, i, j))
+            seq += 1
+    heapq.heapify(heap)
+    covered: set[str] = set()
+    families: Counter[str] = Counter()
+    used = 0
+    overflow = False
+    while heap:
+        neg, _, i, j = heapq.heappop(heap)
+        line = lines[i]
+        p = line.pieces[j]
+        if p.key in covered or any(s <= p.start and p.end <= e for s, e in plan.ranges.get(i, ())):
+            continue
+        value = p.value / (1 + families[p.family])
+        whole = p.start <= len(line.text) - len(line.text.lstrip()) and p.end >= len(line.text.rstrip())
+        gap = plan.gap_delta(i)
+        # a cut next to a gap merges into the gap's marker; a second piece of a line needs its own
+        cut = 0 if whole or (gap > 0 and i not in plan.ranges) else CUT_COST
+        cost = tok(line.text[p.start : p.end]) + cut + gap
+        density = value / max(cost, 1)
+        if density < -neg - 1e-9:  # worth less than when queued: queue it again at its new worth
+            heapq.heappush(heap, (-density, seq, i, j))
+            seq += 1
+            continue
+        if used + cost > budget:
+            overflow = True
+            continue
+        used += cost
+        plan.ranges.setdefault(i, []).append((p.start, p.end))
+        covered.add(p.key)
+        families[p.family] += 1
+        actions.append((0, i, j))
+    return used, overflow
+
+
+def _fill(
+    lines: Sequence[_Line], plan: _Plan, budget: int, used: int, tok: _Tok, actions: list[tuple[int, int, int]]
+) -> None:
+    """Spend what the pieces left on whole lines: theirs, error context, head, tail."""
+    n = len(lines)
+
+    def take(i: int) -> bool:
+        nonlocal used
+        if i in plan.full:
+            return True
+        have = 0
+        if i in plan.ranges:
+            before, body, after = plan.render_line(i)
+            have = tok(body) + CUT_COST * (before + after)
+        extra = tok(lines[i].text) - have + plan.gap_delta(i)
+        if used + extra > budget:
+            return False
+        used += extra
+        plan.full.add(i)
+        plan.ranges.pop(i, None)
+        actions.append((1, i, 0))
+        return True
+
+    for i in sorted(plan.ranges, key=lambda k: tok(lines[k].text)):
+        take(i)
+    for i in range(n):
+        if lines[i].severe:
+            for k in range(max(0, i - CONTEXT_LINES), min(n, i + CONTEXT_LINES + 1)):
+                take(k)
+    rest = budget - used
+    head_budget = used + int(rest * HEAD_SHARE / (HEAD_SHARE + TAIL_SHARE)) if rest > 0 else used
+    for i in range(n):
+        if used > head_budget or (i not in plan.full and tok(lines[i].text) + used > head_budget):
+            break
+        take(i)
+    for i in range(n - 1, -1, -1):
+        if not take(i):
+            break
+
+
+class _Tok:
+    """Token counts of strings, memoised per call."""
+
+    def __init__(self, counter: TokenCounter, tokenizer: str) -> None:
+        self.counter = counter
+        self.tokenizer = tokenizer
+        self.memo: dict[str, int] = {}
+
+    def __call__(self, text: str) -> int:
+        n = self.memo.get(text)
+        if n is None:
+            n = self.memo[text] = self.counter.count_text(text, self.tokenizer)
+        return n
+
+
+def _render(
+    lines: Sequence[_Line], actions: Sequence[tuple[int, int, int]], tok: _Tok, compact: bool
+) -> tuple[str, int]:
+    """The text of ``actions``, with a marker per gap; and how many lines it removed.
+
+    A gap whose lines cost no more than its marker is shown instead of the marker. Markers that
+    meet merge: a line cut at its end followed by a gap marker shows only the gap marker.
+    ``compact`` gaps are marked ``[…]``, without their count.
+    """
+    plan = _Plan(lines, COMPACT_GAP_COST if compact else GAP_COST)
+    for kind, i, j in actions:
+        if kind == 1:
+            plan.full.add(i)
+            plan.ranges.pop(i, None)
+        elif i not in plan.full:
+            p = lines[i].pieces[j]
+            plan.ranges.setdefault(i, []).append((p.start, p.end))
+    # items: (cut before, text, cut after); a marker is (True, marker, True)
+    items: list[tuple[bool, str, bool]] = []
+    markers: set[int] = set()
+    gap: list[int] = []
+    removed = 0
+
+    def close_gap() -> None:
+        nonlocal removed
+        if not gap:
+            return
+        texts = [lines[k].text for k in gap]
+        if sum(tok(t) for t in texts) <= plan.gap_cost:
+            items.extend((False, t, False) for t in texts)
+        else:
+            count = sum(lines[k].weight for k in gap)
+            removed += count
+            markers.add(len(items))
+            items.append((True, CUT if compact else _marker(count), True))
+        gap.clear()
+
+    for i in range(len(lines)):
+        if plan.kept(i):
+            close_gap()
+            items.append(plan.render_line(i))
+        else:
+            gap.append(i)
+    close_gap()
+    out: list[str] = []
+    for k, (before, body, after) in enumerate(items):
+        if k not in markers:
+            if before and k - 1 not in markers:
+                body = CUT + " " + body
+            if after and not (k + 1 < len(items) and items[k + 1][0]):
+                body = body + " " + CUT
+        out.append(body)
+    return "\n".join(out), removed
 
 
 def prune(
@@ -192,113 +487,69 @@ def prune(
     With neither, only noise is removed (ANSI codes, progress bars, repeated lines).
     """
     counter = counter or DEFAULT_COUNTER
+    tok = _Tok(counter, tokenizer)
     text = _decode(data)
     original_tokens = counter.count_text(text, tokenizer)
     if budget is None and ratio is not None:
         budget = max(int(original_tokens * ratio), 1)
-    lines = [_cut_long_line(line, MAX_LINE_CHARS) for line in _clean(text)]
-    lines = [ln for ln in lines if not (_PROGRESS.search(ln) and not _SEVERE.search(ln))]
-    needle = [_is_needle(ln) for ln in lines]
-    exact_only = [
-        f or bool(_TEST.search(ln) or _PATH.search(ln)) for ln, f in zip(lines, needle, strict=True)
-    ]
-    lines, needle, weight = _collapse(lines, needle, exact_only)
-    cost = [counter.count_text(ln, tokenizer) + 1 for ln in lines]
+    cleaned = [_cut_long_line(line, MAX_LINE_CHARS) for line in _clean(text)]
+    cleaned = [ln for ln in cleaned if not (_PROGRESS.search(ln) and not _SEVERE.search(ln))]
+    lines = _collapse(cleaned)
+    whole = "\n".join(ln.text for ln in lines)
+    if budget is None or counter.count_text(whole, tokenizer) <= budget:
+        removed = sum(ln.weight for ln in lines) - len(lines)
+        return PruneResult(whole, original_tokens, counter.count_text(whole, tokenizer), removed)
 
-    if budget is None or sum(cost) <= budget:
-        out = "\n".join(lines)
-        return PruneResult(out, original_tokens, counter.count_text(out, tokenizer), sum(weight) - len(lines))
-
-    if sum(c for c, f in zip(cost, needle, strict=True) if f) > budget:
-        # needles alone overflow: keep each long line's head only, where the message is
-        lines = [
-            _cut_long_line(ln, TIGHT_LINE_CHARS) if f else _head_of(ln, TIGHT_LINE_CHARS)
-            for ln, f in zip(lines, needle, strict=True)
-        ]
-        cost = [counter.count_text(ln, tokenizer) + 1 for ln in lines]
-    keep = _select(lines, needle, cost, budget)
-    return _render(lines, weight, keep, original_tokens, counter, tokenizer, budget)
-
-
-def _priority(lines: Sequence[str], needle: Sequence[bool]) -> list[int]:
-    """0 = severe needles and traces, 1 = their context, tests and paths, 3 = everything else."""
-    n = len(lines)
-    prio = [3] * n
+    nonblank = [i for i, ln in enumerate(lines) if ln.text.strip() and ln.weight == 1]
+    edges = {nonblank[0], nonblank[-1]} if nonblank else set()
     for i, line in enumerate(lines):
-        if needle[i]:
-            prio[i] = 0
-            for k in range(max(0, i - CONTEXT_LINES), min(n, i + CONTEXT_LINES + 1)):
-                prio[k] = min(prio[k], 1)
-        elif _TEST.search(line) or _PATH.search(line):
-            prio[i] = min(prio[i], 2)
-    return prio
+        _analyse(line, i in edges)
+    compact = False
+    plan = _Plan(lines, GAP_COST)
+    actions: list[tuple[int, int, int]] = []
+    used, overflow = _take_pieces(lines, plan, budget, tok, actions)
+    if overflow:  # the pieces do not all fit: spend no tokens on counting what was removed
+        compact = True
+        plan = _Plan(lines, COMPACT_GAP_COST)
+        actions = []
+        used, _ = _take_pieces(lines, plan, budget, tok, actions)
+    _fill(lines, plan, budget, used, tok, actions)
+    return _fit(lines, actions, budget, original_tokens, tok, compact)
 
 
-def _select(lines: Sequence[str], needle: Sequence[bool], cost: Sequence[int], budget: int) -> set[int]:
-    n = len(lines)
-    prio = _priority(lines, needle)
-    keep: set[int] = set()
-    used = 0
-    marker_cost = 8  # a gap marker costs about this many tokens; paid only where a gap opens
-
-    def take(idx: int) -> bool:
-        nonlocal used
-        joins = (idx - 1 in keep) or (idx + 1 in keep)
-        extra = cost[idx] + (0 if joins else marker_cost)
-        if used + extra > budget:
-            return False
-        keep.add(idx)
-        used += extra
-        return True
-
-    # needles first, the cheapest (most needles per token) first, each once
-    for level in (0, 1):
-        for i in sorted((i for i in range(n) if prio[i] == level), key=lambda i: cost[i]):
-            take(i)
-    rest = budget - used
-    head_budget = int(rest * HEAD_SHARE / (HEAD_SHARE + TAIL_SHARE)) if rest > 0 else 0
-    spent = 0
-    for i in range(n):  # head
-        if i in keep:
-            continue
-        if spent + cost[i] > head_budget or not take(i):
-            break
-        spent += cost[i]
-    for i in range(n - 1, -1, -1):  # tail
-        if i in keep:
-            continue
-        if not take(i):
-            break
-    for i in sorted((i for i in range(n) if prio[i] == 2 and i not in keep), key=lambda i: cost[i]):
-        take(i)  # tests and paths that still fit
-    return keep
-
-
-def _render(
-    lines: Sequence[str],
-    weight: Sequence[int],
-    keep: set[int],
-    original_tokens: int,
-    counter: TokenCounter,
-    tokenizer: str,
+def _fit(
+    lines: Sequence[_Line],
+    actions: Sequence[tuple[int, int, int]],
     budget: int,
+    original_tokens: int,
+    tok: _Tok,
+    compact: bool,
 ) -> PruneResult:
-    out: list[str] = []
-    gap = 0
-    removed = 0
-    for i, line in enumerate(lines):
-        if i in keep:
-            if gap:
-                out.append(_marker(gap))
-                gap = 0
-            out.append(line)
-        else:
-            gap += weight[i]
-            removed += weight[i]
-    if gap:
-        out.append(_marker(gap))
-    text = "\n".join(out)
-    return PruneResult(text, original_tokens, counter.count_text(text, tokenizer), removed)
+    """Render the longest prefix of ``actions`` (they are in order of worth) within ``budget``."""
+    total = sum(ln.weight for ln in lines)
+
+    def attempt(k: int) -> tuple[str, int, int]:
+        out, removed = _render(lines, actions[:k], tok, compact) if k else ("", total)
+        return out, removed, tok(out) if out else 0
+
+    best = attempt(len(actions))
+    if best[2] > budget:
+        lo, hi = 0, len(actions) - 1  # the answer is a k in [lo, hi]
+        best = attempt(0)
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            cand = attempt(mid)
+            if cand[2] <= budget:
+                lo, best = mid, cand
+            else:
+                hi = mid - 1
+    out, removed, tokens = best
+    if not out:  # nothing fits: say so if even that fits
+        for note in (_marker(total), CUT):
+            if tok(note) <= budget:
+                return PruneResult(note, original_tokens, tok(note), total)
+        return PruneResult("", original_tokens, 0, total)
+    return PruneResult(out, original_tokens, tokens, removed)
 
 
 def head_tail(data: str | bytes, *, budget: int, counter: TokenCounter | None = None) -> str:

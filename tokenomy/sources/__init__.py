@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from tokenomy.errors import InputError
+from tokenomy.files import default_claude_dirs, walk_jsonl
 from tokenomy.model import Run
 from tokenomy.sources._lines import MAX_LINE_BYTES, read_head
 
@@ -60,15 +61,6 @@ class LoadResult:
     notes: list[str]
     files: int
     sources: dict[str, int]
-
-
-def default_claude_dirs() -> list[Path]:
-    """Where Claude Code keeps transcripts: ``$CLAUDE_CONFIG_DIR/projects`` (comma-separated
-    directories allowed), else ``~/.claude/projects``."""
-    env = os.environ.get("CLAUDE_CONFIG_DIR", "").strip()
-    if env:
-        return [Path(p.strip()).expanduser() / "projects" for p in env.split(",") if p.strip()]
-    return [Path.home() / ".claude" / "projects"]
 
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -116,44 +108,13 @@ def _detect_file(path: Path | str) -> str | None:
         raise InputError(f"cannot read {path}: {e.strerror}; check its permissions") from e
 
 
-def _walk(root: Path) -> list[Path]:
-    from tokenomy.sources.claude_code import walk_jsonl
-
-    return walk_jsonl(root)
-
-
-def _walk_abs(root: Path) -> list[str]:
-    """Like ``walk_jsonl`` (symlinked folders not followed, unreadable ones passed over), as sorted
-    absolute path strings: a Path per file costs more than the walk."""
-    out: list[str] = []
-    stack = [os.path.abspath(root)]
-    while stack:
-        try:
-            entries = os.scandir(stack.pop())
-        except OSError:
-            continue
-        with entries:
-            for e in entries:
-                try:
-                    is_dir = e.is_dir()
-                except OSError:
-                    is_dir = False
-                if is_dir:
-                    if not e.is_symlink():
-                        stack.append(e.path)
-                elif e.name.endswith(".jsonl"):
-                    out.append(e.path)
-    out.sort()
-    return out
-
-
 def detect(path: Path) -> str:
     """Which source ``path`` (a file or a directory of ``.jsonl`` files) is, from first lines only."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"path not found: {path}; check the spelling, or omit it to read ~/.claude/projects")
     if path.is_dir():
-        files = _walk(path)
+        files = walk_jsonl(path)
         if not files:
             raise InputError(
                 f"no .jsonl files under {path}; point at a Claude Code projects folder or a log file"
@@ -234,7 +195,7 @@ def _collect(
                 f"path not found: {root}; check the spelling, or omit it to read ~/.claude/projects"
             )
         if root.is_dir():
-            files = _walk_abs(root)
+            files = walk_jsonl(root)
             if not files:
                 raise InputError(
                     f"no .jsonl files under {root}; point at a Claude Code projects folder or a log file"

@@ -23,10 +23,8 @@ from __future__ import annotations
 import hashlib
 import io
 import math
-import os
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any, cast
 
@@ -579,15 +577,3 @@ def _turn(r: Resp, with_requests: bool, is_compaction: bool) -> Turn:
         quality=quality,
         meta=meta,
     )
-
-
-def walk_jsonl(root: Path) -> list[Path]:
-    """Every ``*.jsonl`` under ``root`` (sub-agent folders included), sorted, without following loops."""
-    out: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        for name in filenames:
-            if name.endswith(".jsonl"):
-                out.append(Path(dirpath) / name)
-    out.sort()
-    return out

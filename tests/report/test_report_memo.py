@@ -1,0 +1,112 @@
+"""The report memo: an unchanged tree is answered from the ledger, any change computes again."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+import tokenomy.cli.report as cli_report
+from tokenomy.cli import cli
+from tokenomy.report.memo import KEEP, ReportMemo, memo_key, tree_fingerprint
+
+
+def _json(*args: str) -> dict[str, Any]:
+    result = CliRunner().invoke(cli, ["report", *args, "--json"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    out: dict[str, Any] = json.loads(result.stdout)
+    return out
+
+
+@pytest.fixture
+def tree(workloads: Path, tmp_path: Path) -> Path:
+    dest = tmp_path / "projects"
+    shutil.copytree(workloads / "claude-code-sniffly" / "sessions", dest / "p")
+    return dest
+
+
+@pytest.fixture
+def computes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the reports actually computed (not served from the memo)."""
+    calls: list[int] = []
+    real = cli_report._compute
+
+    def counted(*args: Any, **kwargs: Any) -> None:
+        calls.append(1)
+        real(*args, **kwargs)
+
+    monkeypatch.setattr(cli_report, "_compute", counted)
+    return calls
+
+
+def test_unchanged_tree_is_served_from_the_memo(tree: Path, tmp_path: Path, computes: list[int]) -> None:
+    db = str(tmp_path / "ledger.db")
+    first = _json(str(tree), "--db", db)
+    assert _json(str(tree), "--db", db) == first
+    assert len(computes) == 1
+    assert first == _json(str(tree), "--no-index")  # the memo says what a full read says
+
+
+def test_an_appended_line_computes_again(tree: Path, tmp_path: Path, computes: list[int]) -> None:
+    db = str(tmp_path / "ledger.db")
+    before = _json(str(tree), "--db", db)
+    session = sorted(tree.rglob("*.jsonl"))[0]
+    line = next(x for x in session.read_text(encoding="utf-8").splitlines() if '"type":"assistant"' in x)
+    rec = json.loads(line)
+    rec["message"]["id"] = "msg_memo_test"
+    rec["requestId"] = "req_memo_test"
+    with session.open("a", encoding="utf-8") as fh:
+        fh.write(json.dumps(rec) + "\n")
+    after = _json(str(tree), "--db", db)
+    assert len(computes) == 2
+    assert after["totals"]["requests"] == before["totals"]["requests"] + 1
+    assert after == _json(str(tree), "--no-index")
+
+
+def test_options_and_new_files_have_their_own_entries(tree: Path, tmp_path: Path, computes: list[int]) -> None:
+    db = str(tmp_path / "ledger.db")
+    by_session = _json(str(tree), "--db", db)
+    by_day = _json(str(tree), "--db", db, "--by", "day")
+    assert by_day["group_by"] == "day" and by_session["group_by"] == "session"
+    assert _json(str(tree), "--db", db, "--by", "day") == by_day
+    assert len(computes) == 2
+    extra = tree / "q" / "new.jsonl"
+    extra.parent.mkdir()
+    shutil.copy(sorted(tree.rglob("*.jsonl"))[0], extra)
+    _json(str(tree), "--db", db)
+    assert len(computes) == 3
+
+
+def test_no_index_and_html_never_use_the_memo(tree: Path, tmp_path: Path, computes: list[int]) -> None:
+    db = str(tmp_path / "ledger.db")
+    _json(str(tree), "--no-index", "--db", db)
+    _json(str(tree), "--no-index", "--db", db)
+    assert len(computes) == 2
+
+
+def test_fingerprint_follows_stats_and_refuses_what_it_cannot_trust(tree: Path, tmp_path: Path) -> None:
+    fp = tree_fingerprint([tree])
+    assert fp is not None and fp == tree_fingerprint([str(tree)])
+    assert tree_fingerprint([tmp_path / "missing"]) is None
+    ledger = tmp_path / "ledger.db"
+    ledger.write_bytes(b"SQLite format 3\x00")
+    assert tree_fingerprint([ledger]) is None  # a database changes under a gateway: never memoised
+    f = sorted(tree.rglob("*.jsonl"))[0]
+    f.write_bytes(f.read_bytes() + b"\n")
+    assert tree_fingerprint([tree]) != fp
+
+
+def test_memo_keeps_a_bounded_number_of_reports(tmp_path: Path) -> None:
+    memo = ReportMemo(tmp_path / "ledger.db")
+    try:
+        for i in range(KEEP + 5):
+            memo.put(memo_key([("i", i)]), b"fp", f"out {i}")
+        assert memo.conn.execute("SELECT COUNT(*) FROM report_memo").fetchone()[0] == KEEP
+        assert memo.get(memo_key([("i", KEEP + 4)]), b"fp") == f"out {KEEP + 4}"
+        assert memo.get(memo_key([("i", KEEP + 4)]), b"other") is None
+    finally:
+        memo.close()

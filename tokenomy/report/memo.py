@@ -1,0 +1,129 @@
+"""The last ``report --json`` over an unchanged set of logs, kept in the ledger and served as is.
+
+A report is a pure function of its inputs: the bytes of every log file, the options, the time
+zone (days and weeks are local), the price table and tokenomy's own code. The incremental index
+already trusts a file's size and mtime to stand for its bytes (``tokenomy.sources._index``); the
+memo applies the same test to the whole tree. When every file, the options and the code are as
+they were, the report is the one computed last time, so it is printed without reading a single
+log line or importing a decoder. When anything differs (one session grew by one line), the
+report is computed again from the index, which reads only the appended bytes, and memoised.
+
+Scripts that poll the JSON (status lines, cron jobs, dashboards) are the ones this is for.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from tokenomy.files import walk_jsonl
+from tokenomy.ledger import Migration, connect, migrate
+
+__all__ = ["ReportMemo", "memo_key", "tree_fingerprint"]
+
+KEEP = 32  # memoised reports kept (one per set of options and paths); older ones are dropped
+_PACKAGE = Path(__file__).resolve().parent.parent
+
+
+def _m001_report_memo(conn: sqlite3.Connection) -> None:
+    conn.execute(
+        """CREATE TABLE report_memo (
+            key BLOB PRIMARY KEY,
+            fingerprint BLOB NOT NULL,
+            output BLOB NOT NULL,
+            saved_at REAL NOT NULL
+        )"""
+    )
+
+
+MIGRATIONS: list[Migration] = [("report_001_memo", _m001_report_memo)]
+
+
+def _code_identity() -> str:
+    """Every module and data file of the installed package by name, size and mtime: a new
+    version, an edited price table or a patched module all make a new key."""
+    parts: list[str] = []
+    stack = [str(_PACKAGE)]
+    while stack:
+        with os.scandir(stack.pop()) as entries:
+            for e in entries:
+                if e.is_dir(follow_symlinks=False):
+                    if e.name != "__pycache__":
+                        stack.append(e.path)
+                elif e.name.endswith((".py", ".toml")):
+                    st = e.stat()
+                    parts.append(f"{e.path}\t{st.st_size}\t{st.st_mtime_ns}")
+    parts.sort()
+    return "\n".join(parts)
+
+
+def memo_key(options: Iterable[tuple[str, object]]) -> bytes:
+    """The key of one report: its options, the local time zone and the package's code identity."""
+    tz = (os.environ.get("TZ", ""), time.timezone, time.altzone, time.daylight, time.tzname)
+    text = "\n".join(f"{k}={v!r}" for k, v in sorted(options, key=lambda kv: kv[0]))
+    raw = f"{text}\ntz={tz!r}\n{_code_identity()}".encode("utf-8", "surrogateescape")
+    return hashlib.blake2b(raw, digest_size=16).digest()
+
+
+def tree_fingerprint(roots: Sequence[str | Path]) -> bytes | None:
+    """Path, size and mtime of every ``.jsonl`` under the folders (and of each file) given.
+
+    ``None`` when a root is missing, is not a folder or a ``.jsonl`` file (a ledger database
+    changes under a running gateway without its own mtime moving), or a file vanishes midway:
+    then there is nothing to trust and the report is computed.
+    """
+    h = hashlib.blake2b(digest_size=16)
+    for root in roots:
+        path = os.path.abspath(os.path.expanduser(root))
+        try:
+            if os.path.isdir(path):
+                files = walk_jsonl(path)
+            elif path.endswith(".jsonl") and os.path.isfile(path):
+                files = [path]
+            else:
+                return None
+            h.update(f"root\t{path}\n".encode("utf-8", "surrogateescape"))
+            for f in files:
+                st = os.stat(f)
+                h.update(f"{f}\t{st.st_size}\t{st.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
+        except OSError:
+            return None
+    return h.digest()
+
+
+class ReportMemo:
+    """Memoised report outputs in the ledger; every failure to use it just means computing."""
+
+    def __init__(self, db: str | Path | None = None) -> None:
+        self.conn = connect(db)
+        migrate(self.conn, MIGRATIONS)
+
+    def get(self, key: bytes, fingerprint: bytes) -> str | None:
+        row = self.conn.execute(
+            "SELECT output FROM report_memo WHERE key = ? AND fingerprint = ?", (key, fingerprint)
+        ).fetchone()
+        return bytes(row[0]).decode("utf-8") if row is not None else None
+
+    def put(self, key: bytes, fingerprint: bytes, output: str) -> None:
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            self.conn.execute(
+                "INSERT OR REPLACE INTO report_memo (key, fingerprint, output, saved_at) VALUES (?, ?, ?, ?)",
+                (key, fingerprint, output.encode("utf-8"), time.time()),
+            )
+            self.conn.execute(
+                "DELETE FROM report_memo WHERE key NOT IN "
+                "(SELECT key FROM report_memo ORDER BY saved_at DESC LIMIT ?)",
+                (KEEP,),
+            )
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+
+    def close(self) -> None:
+        self.conn.close()
