@@ -67,7 +67,9 @@ def test_an_appended_line_computes_again(tree: Path, tmp_path: Path, computes: l
     assert after == _json(str(tree), "--no-index")
 
 
-def test_options_and_new_files_have_their_own_entries(tree: Path, tmp_path: Path, computes: list[int]) -> None:
+def test_options_and_new_files_have_their_own_entries(
+    tree: Path, tmp_path: Path, computes: list[int]
+) -> None:
     db = str(tmp_path / "ledger.db")
     by_session = _json(str(tree), "--db", db)
     by_day = _json(str(tree), "--db", db, "--by", "day")

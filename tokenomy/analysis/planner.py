@@ -17,8 +17,11 @@ Per request it places at most four breakpoints:
    A free slot goes to **stable**, the deepest block shared with the run's previous request.
 
 TTL of the top: 1h when the 1h premium on the tokens written now costs less than what the next
-gap is expected to cost a 5m entry (keep-alive pings, or falling back to the anchor), over the
-gaps seen so far. Keep-alive pings (a ``max_tokens: 0`` request ending at the entry) are decided
+gap is expected to cost a 5m entry (keep-alive pings, or falling back to the anchor): the chance
+that it is long times what long gaps cost so far. That chance is learned by position in the
+*stretch* (the requests since the run's last long gap, e.g. a tool loop between two human
+turns): how often the gap after a stretch's ``k``-th request was long, this run's shrunk towards
+its overall rate, and that towards every run's. Keep-alive pings (a ``max_tokens: 0`` request ending at the entry) are decided
 in time order when they are due, with only what was known then; a declined ping is final. One
 is sent when the chance that the run comes back (Bayes: it goes on, and its next gap is this
 long, against it having stopped at this length) makes a read now cheaper than falling back to

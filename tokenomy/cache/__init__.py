@@ -183,7 +183,13 @@ class CacheEngine:
         """The entry dict of each section's scope for this request (created empty on demand,
         memoised per workspace, model and parameter key material)."""
         p = request.params
-        memo_key = (workspace, request.model, p.get("tools", b""), p.get("system", b""), p.get("messages", b""))
+        memo_key = (
+            workspace,
+            request.model,
+            p.get("tools", b""),
+            p.get("system", b""),
+            p.get("messages", b""),
+        )
         found = self._section_memo.get(memo_key)
         if found is None:
             model = scope_model(request.model)
