@@ -12,7 +12,7 @@ from tokenomy.cli import cli
 from tokenomy.context.prune import head_tail, prune
 from tokenomy.tokens import DEFAULT_COUNTER
 
-MARKER = re.compile(r"\[… \d+ (?:similar lines|lines|chars) removed …\]")
+MARKER = re.compile(r"\[… \d+ (?:similar lines|lines|chars) removed …\]|\[… \d+ …\]|\[…\]")
 
 BUILD_LOG = "\n".join(
     [f"[{i:4d}/2000] Compiling src/module_{i}.c" for i in range(1, 1200)]
@@ -72,8 +72,40 @@ def test_bad_input_never_crashes_and_keeps_errors() -> None:
     huge = "x" * 5_000_000 + " ERROR: disk full at /var/log/app.log:12 " + "y" * 5_000_000
     res = prune(huge, budget=200)
     assert "ERROR: disk full" in res.text
-    assert res.tokens <= 400
+    assert res.tokens <= 200
     assert len(res.text) < 5000
+    assert "ERROR: disk full at /var/log/app.log:12" in prune(huge, budget=60).text
+
+
+def test_tight_budget_keeps_the_most_needles_per_token() -> None:
+    long_error = "error: " + " ".join(f"detail{k}" for k in range(200))
+    short = [f"E{k}: error: disk {k} full" for k in range(5)]
+    text = "\n".join([long_error] + [f"step {k} ok, nothing to see here at all" for k in range(40)] + short)
+    res = prune(text, budget=60)
+    assert res.tokens <= 60
+    assert all(line in res.text for line in short)  # five cheap error lines, not one dear one
+
+
+def test_long_line_is_cut_to_its_important_spans() -> None:
+    line = "lorem ipsum dolor " * 40 + "see src/app/main.py:88 for details " + "sit amet " * 40
+    text = "\n".join(["header", line, "footer"])
+    res = prune(text, budget=20)
+    assert res.tokens <= 20
+    assert "src/app/main.py:88" in res.text
+    assert "[…]" in res.text
+    assert "lorem ipsum dolor lorem" not in res.text
+
+
+def test_markers_shrink_only_when_the_needles_overflow() -> None:
+    loose = prune(BUILD_LOG, ratio=0.05).text
+    assert re.search(r"\[… \d+ lines removed …\]", loose)  # room to say how much was removed
+    errors = "\n".join(
+        f"{k}: error: module {k} failed to build at src/m{k}.c:{k}\n" + "ok\n" * 30 for k in range(30)
+    )
+    tight = prune(errors, ratio=0.05)
+    assert tight.tokens <= DEFAULT_COUNTER.count_text(errors) * 0.05
+    assert re.search(r"\[… \d+ …\]", tight.text)  # still says how many lines each gap removed
+    assert "lines removed" not in tight.text  # in 4 tokens, not 6
 
 
 @settings(max_examples=120, deadline=None)
@@ -96,9 +128,14 @@ def test_bad_input_never_crashes_and_keeps_errors() -> None:
 )
 def test_pruned_output_is_made_only_of_input_text(lines: list[str], budget: int) -> None:
     text = "\n".join(lines)
-    out = prune(text, budget=budget).text
+    res = prune(text, budget=budget)
+    out = res.text
     for piece in _pieces(out):
         assert piece in text
+    assert res.tokens == DEFAULT_COUNTER.count_text(out) <= budget
+    rows = out.split("\n")
+    for a, b in zip(rows, rows[1:], strict=False):  # markers that meet are merged
+        assert not (MARKER.fullmatch(a.strip()) and MARKER.fullmatch(b.strip())) or not a.strip()
 
 
 def test_cli_reads_stdin_and_files(tmp_path: object) -> None:

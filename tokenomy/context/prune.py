@@ -17,9 +17,9 @@ the budget by value per token instead:
    then the head and the tail.
 
 Everything it emits is text from the input, plus its own markers (``[… 312 similar lines
-removed …]``, ``[… 40 lines removed …]``, ``[… 9000 chars removed …]``, ``[…]``), so a pruned
-output never says something the tool did not. With a budget, the emitted text never counts more
-tokens than the budget.
+removed …]``, ``[… 40 lines removed …]`` or ``[… 40 …]`` under a tight budget, ``[… 9000 chars
+removed …]``, ``[…]``), so a pruned output never says something the tool did not. With a budget,
+the emitted text never counts more tokens than the budget.
 """
 
 from __future__ import annotations
@@ -61,6 +61,7 @@ _PATH = re.compile(
 )
 _TESTISH = re.compile(r"(?<!\w)\w{0,80}[Tt]est\w{0,80}")
 _COLON_NUM = re.compile(r":\d{1,7}\b")
+_CHARS_MARKER = re.compile(r"\[… \d+ chars removed …\]")
 _DIGITS = re.compile(r"0x[0-9a-fA-F]+|\d+")
 
 MAX_LINE_CHARS = 8000  # longer lines are cut to their needle spans, head and tail before analysis
@@ -77,9 +78,11 @@ VALUE_TEST = 1.0  # a test name
 VALUE_DIR = 0.4  # a path without an extension: /usr/lib, ./src/app
 VALUE_SLASHED = 0.1  # a/b: sometimes a directory, often "and/or"
 VALUE_EDGE = 0.5  # the first and the last line
+FAMILY_DECAY = 0.7  # each further near-identical piece kept is worth this much of the one before
+VALUE_FLOOR = 0.2  # pieces worth less are not kept for their own sake: context lines come first
 CUT = "[…]"  # marks text cut from a line that is kept in part
 GAP_COST = 5  # tokens of a "[… N lines removed …]" marker
-COMPACT_GAP_COST = 2  # tokens of a "[…]" marker, used for gaps when the pieces overflow the budget
+COMPACT_GAP_COST = 4  # tokens of a "[… N …]" marker, used for gaps when the pieces overflow the budget
 CUT_COST = 2  # tokens of a " […]" marker
 
 
@@ -97,6 +100,10 @@ class PruneResult:
         return max(self.original_tokens - self.tokens, 0)
 
 
+# (0, line, piece index, tokens) keeps a piece; (1, line, 0, tokens) keeps a whole line
+_Action = tuple[int, int, int, int]
+
+
 @dataclass(slots=True)
 class _Piece:
     start: int
@@ -104,12 +111,14 @@ class _Piece:
     value: float
     key: str  # the piece's text: the same text kept elsewhere makes it worthless
     family: str  # digits masked: near-identical pieces lose value as more of them are kept
+    tokens: int = 0
 
 
 @dataclass(slots=True)
 class _Line:
     text: str
     weight: int  # how many input lines it stands for
+    marker: bool = False  # "[… N similar lines removed …]"
     severe: bool = False
     pieces: list[_Piece] = field(default_factory=list)
 
@@ -206,7 +215,9 @@ def _collapse(lines: list[str]) -> list[_Line]:
             j += 1
         run = j - i
         if run >= 3 and keys[i]:
-            out += [_Line(lines[i], 1), _Line(_marker(run - 2, "similar lines"), run - 2), _Line(lines[j - 1], 1)]
+            out.append(_Line(lines[i], 1))
+            out.append(_Line(_marker(run - 2, "similar lines"), run - 2, marker=True))
+            out.append(_Line(lines[j - 1], 1))
         else:
             out += [_Line(ln, 1) for ln in lines[i:j]]
         i = j
@@ -227,14 +238,22 @@ def _is_test_name(word: str) -> bool:
 def _analyse(line: _Line, is_edge: bool) -> None:
     """Find the pieces of one line worth keeping, and whether it is an error line."""
     text = line.text
-    if line.weight != 1 or not text.strip():
-        return  # a collapse marker, or blank
+    if line.marker or not text.strip():
+        return
     lead = len(text) - len(text.lstrip())
     end = len(text.rstrip())
+    # a piece of a cut long line starts after a "chars removed" marker and ends before the next
+    cuts = [m.span() for m in _CHARS_MARKER.finditer(text)] if " chars removed …]" in text else []
 
     def add(start: int, stop: int, value: float) -> None:
-        key = text[start:stop]
-        line.pieces.append(_Piece(start, stop, value, key, _DIGITS.sub("0", key)))
+        for cut_start, cut_end in cuts:
+            if cut_start <= start < cut_end:
+                start = cut_end
+            elif start < cut_start < stop:
+                stop = cut_start
+        if start < stop:
+            key = text[start:stop]
+            line.pieces.append(_Piece(start, stop, value, key, _DIGITS.sub("0", key)))
 
     severe = _SEVERE.search(text)
     trace = bool(_TRACE.search(text) or _SUMMARY.search(text))
@@ -318,56 +337,100 @@ def _join_ranges(text: str, ranges: Sequence[tuple[int, int]]) -> tuple[bool, st
 
 
 def _take_pieces(
-    lines: Sequence[_Line], plan: _Plan, budget: int, tok: _Tok, actions: list[tuple[int, int, int]]
+    lines: Sequence[_Line],
+    plan: _Plan,
+    budget: int,
+    used: int,
+    tok: _Tok,
+    actions: list[_Action],
+    floor: float,
 ) -> tuple[int, bool]:
-    """Take pieces by value per token until nothing more fits.
+    """Take pieces worth at least ``floor`` by value per token until nothing more fits.
 
-    Returns the tokens used and whether a piece was left out for want of budget.
+    Returns the tokens used and whether a piece was left out for want of budget. Near-identical
+    pieces (a family) share one decaying worth, so each family queues its members by their own
+    worth and only its best member waits in the common queue: taking one piece re-ranks one
+    family, not every member of it.
     """
-    heap: list[tuple[float, int, int, int]] = []
+    families: dict[str, list[tuple[float, int, int, int]]] = {}
+    covered: set[str] = set()
+    taken: Counter[str] = Counter()
     seq = 0
     for i, line in enumerate(lines):
         for j, p in enumerate(line.pieces):
-            cost = tok(line.text[p.start : p.end]) + CUT_COST + plan.gap_cost
-            heap.append((-p.value / max(cost, 1), seq, i, j))
+            p.tokens = tok(p.key)
+            if i in plan.full or any(s <= p.start and p.end <= e for s, e in plan.ranges.get(i, ())):
+                covered.add(p.key)  # kept by an earlier pass
+                taken[p.family] += 1
+                continue
+            entry = (-p.value / max(p.tokens + CUT_COST + plan.gap_cost, 1), seq, i, j)
+            families.setdefault(p.family, []).append(entry)
             seq += 1
-    heapq.heapify(heap)
-    covered: set[str] = set()
-    families: Counter[str] = Counter()
-    used = 0
+    if not families:
+        return used, False
+    cheapest = min(lines[i].pieces[j].tokens for members in families.values() for _, _, i, j in members)
+    queue: list[tuple[float, int, str]] = []
+    for fam, members in families.items():
+        heapq.heapify(members)
+        queue.append((members[0][0], members[0][1], fam))
+    heapq.heapify(queue)
     overflow = False
-    while heap:
-        neg, _, i, j = heapq.heappop(heap)
+    while queue and budget - used >= cheapest:
+        neg, _, fam = heapq.heappop(queue)
+        members = families[fam]
+        while members:  # drop members already kept, by their text or inside a kept range
+            _, _, i, j = members[0]
+            p = lines[i].pieces[j]
+            if (
+                p.key in covered
+                or i in plan.full
+                or any(s <= p.start and p.end <= e for s, e in plan.ranges.get(i, ()))
+            ):
+                heapq.heappop(members)
+                continue
+            break
+        if not members:
+            continue
+        _, order, i, j = members[0]
         line = lines[i]
         p = line.pieces[j]
-        if p.key in covered or any(s <= p.start and p.end <= e for s, e in plan.ranges.get(i, ())):
-            continue
-        value = p.value / (1 + families[p.family])
         whole = p.start <= len(line.text) - len(line.text.lstrip()) and p.end >= len(line.text.rstrip())
         gap = plan.gap_delta(i)
         # a cut next to a gap merges into the gap's marker; a second piece of a line needs its own
         cut = 0 if whole or (gap > 0 and i not in plan.ranges) else CUT_COST
-        cost = tok(line.text[p.start : p.end]) + cut + gap
+        # pieces of this line already kept inside this one are paid for: they merge into it
+        inside = [(s, e) for s, e in plan.ranges.get(i, ()) if p.start <= s and e <= p.end]
+        paid = sum(tok(line.text[s:e]) + CUT_COST for s, e in inside)
+        cost = max(p.tokens + cut + gap - paid, 1)
+        value = p.value * FAMILY_DECAY ** taken[fam]
+        if value < floor:  # the rest of this family is worth less than whole lines of context
+            continue
         density = value / max(cost, 1)
         if density < -neg - 1e-9:  # worth less than when queued: queue it again at its new worth
-            heapq.heappush(heap, (-density, seq, i, j))
-            seq += 1
+            heapq.heappush(queue, (-density, order, fam))
             continue
+        heapq.heappop(members)
         if used + cost > budget:
             overflow = True
-            continue
-        used += cost
-        plan.ranges.setdefault(i, []).append((p.start, p.end))
-        covered.add(p.key)
-        families[p.family] += 1
-        actions.append((0, i, j))
+        else:
+            used += cost
+            kept = [r for r in plan.ranges.get(i, ()) if r not in inside]
+            plan.ranges[i] = [*kept, (p.start, p.end)]
+            covered.add(p.key)
+            taken[fam] += 1
+            actions.append((0, i, j, cost))
+        if members:
+            heapq.heappush(queue, (members[0][0] * FAMILY_DECAY ** taken[fam], members[0][1], fam))
+    if queue:
+        overflow = True
     return used, overflow
 
 
 def _fill(
-    lines: Sequence[_Line], plan: _Plan, budget: int, used: int, tok: _Tok, actions: list[tuple[int, int, int]]
+    lines: Sequence[_Line], plan: _Plan, budget: int, used: int, tok: _Tok, actions: list[_Action]
 ) -> None:
-    """Spend what the pieces left on whole lines: theirs, error context, head, tail."""
+    """Spend what the pieces left on whole lines (theirs, error context, the head), then on the
+    pieces worth less than ``VALUE_FLOOR``, then on the tail."""
     n = len(lines)
 
     def take(i: int) -> bool:
@@ -384,7 +447,7 @@ def _fill(
         used += extra
         plan.full.add(i)
         plan.ranges.pop(i, None)
-        actions.append((1, i, 0))
+        actions.append((1, i, 0, extra))
         return True
 
     for i in sorted(plan.ranges, key=lambda k: tok(lines[k].text)):
@@ -399,6 +462,7 @@ def _fill(
         if used > head_budget or (i not in plan.full and tok(lines[i].text) + used > head_budget):
             break
         take(i)
+    used, _ = _take_pieces(lines, plan, budget, used, tok, actions, 0.0)
     for i in range(n - 1, -1, -1):
         if not take(i):
             break
@@ -419,17 +483,15 @@ class _Tok:
         return n
 
 
-def _render(
-    lines: Sequence[_Line], actions: Sequence[tuple[int, int, int]], tok: _Tok, compact: bool
-) -> tuple[str, int]:
+def _render(lines: Sequence[_Line], actions: Sequence[_Action], tok: _Tok, compact: bool) -> tuple[str, int]:
     """The text of ``actions``, with a marker per gap; and how many lines it removed.
 
     A gap whose lines cost no more than its marker is shown instead of the marker. Markers that
     meet merge: a line cut at its end followed by a gap marker shows only the gap marker.
-    ``compact`` gaps are marked ``[…]``, without their count.
+    ``compact`` gaps are marked ``[… N …]``: the count of lines removed, without the words.
     """
     plan = _Plan(lines, COMPACT_GAP_COST if compact else GAP_COST)
-    for kind, i, j in actions:
+    for kind, i, j, _ in actions:
         if kind == 1:
             plan.full.add(i)
             plan.ranges.pop(i, None)
@@ -447,21 +509,29 @@ def _render(
         if not gap:
             return
         texts = [lines[k].text for k in gap]
-        if sum(tok(t) for t in texts) <= plan.gap_cost:
+        cheap = len(texts) <= plan.gap_cost and not any(lines[k].marker for k in gap)
+        if cheap and sum(tok(t) for t in texts) <= plan.gap_cost:
             items.extend((False, t, False) for t in texts)
         else:
             count = sum(lines[k].weight for k in gap)
             removed += count
             markers.add(len(items))
-            items.append((True, CUT if compact else _marker(count), True))
+            items.append((True, f"[… {count} …]" if compact else _marker(count), True))
         gap.clear()
 
-    for i in range(len(lines)):
-        if plan.kept(i):
+    n = len(lines)
+    for i in range(n):
+        if not plan.kept(i):
+            gap.append(i)
+        elif lines[i].marker:  # a collapse marker is shown between its two lines, else joins the gap
+            if gap or not (i + 1 < n and plan.kept(i + 1)):
+                gap.append(i)
+            else:
+                markers.add(len(items))
+                items.append((True, lines[i].text, True))
+        else:
             close_gap()
             items.append(plan.render_line(i))
-        else:
-            gap.append(i)
     close_gap()
     out: list[str] = []
     for k, (before, body, after) in enumerate(items):
@@ -496,53 +566,56 @@ def prune(
     cleaned = [ln for ln in cleaned if not (_PROGRESS.search(ln) and not _SEVERE.search(ln))]
     lines = _collapse(cleaned)
     whole = "\n".join(ln.text for ln in lines)
-    if budget is None or counter.count_text(whole, tokenizer) <= budget:
+    whole_tokens = original_tokens if whole == text else counter.count_text(whole, tokenizer)
+    if budget is None or whole_tokens <= budget:
         removed = sum(ln.weight for ln in lines) - len(lines)
-        return PruneResult(whole, original_tokens, counter.count_text(whole, tokenizer), removed)
+        return PruneResult(whole, original_tokens, whole_tokens, removed)
 
-    nonblank = [i for i, ln in enumerate(lines) if ln.text.strip() and ln.weight == 1]
+    nonblank = [i for i, ln in enumerate(lines) if ln.text.strip() and not ln.marker]
     edges = {nonblank[0], nonblank[-1]} if nonblank else set()
     for i, line in enumerate(lines):
         _analyse(line, i in edges)
     compact = False
     plan = _Plan(lines, GAP_COST)
-    actions: list[tuple[int, int, int]] = []
-    used, overflow = _take_pieces(lines, plan, budget, tok, actions)
+    actions: list[_Action] = []
+    used, overflow = _take_pieces(lines, plan, budget, 0, tok, actions, VALUE_FLOOR)
     if overflow:  # the pieces do not all fit: spend no tokens on counting what was removed
         compact = True
         plan = _Plan(lines, COMPACT_GAP_COST)
         actions = []
-        used, _ = _take_pieces(lines, plan, budget, tok, actions)
+        used, _ = _take_pieces(lines, plan, budget, 0, tok, actions, VALUE_FLOOR)
     _fill(lines, plan, budget, used, tok, actions)
     return _fit(lines, actions, budget, original_tokens, tok, compact)
 
 
 def _fit(
     lines: Sequence[_Line],
-    actions: Sequence[tuple[int, int, int]],
+    actions: Sequence[_Action],
     budget: int,
     original_tokens: int,
     tok: _Tok,
     compact: bool,
 ) -> PruneResult:
-    """Render the longest prefix of ``actions`` (they are in order of worth) within ``budget``."""
+    """Render ``actions`` (in order of worth); while that exceeds ``budget``, drop the last ones."""
     total = sum(ln.weight for ln in lines)
 
     def attempt(k: int) -> tuple[str, int, int]:
         out, removed = _render(lines, actions[:k], tok, compact) if k else ("", total)
         return out, removed, tok(out) if out else 0
 
-    best = attempt(len(actions))
-    if best[2] > budget:
-        lo, hi = 0, len(actions) - 1  # the answer is a k in [lo, hi]
-        best = attempt(0)
-        while lo < hi:
-            mid = (lo + hi + 1) // 2
-            cand = attempt(mid)
-            if cand[2] <= budget:
-                lo, best = mid, cand
-            else:
-                hi = mid - 1
+    k = len(actions)
+    best = attempt(k)
+    while best[2] > budget and k:  # the estimate was short: drop the least worth until it fits
+        over = best[2] - budget
+        while k and over > 0:
+            k -= 1
+            over -= max(actions[k][3], 1)
+        best = attempt(k)
+    for more in range(k + 1, min(k + 4, len(actions))):  # the estimate of what to drop may be generous
+        cand = attempt(more)
+        if cand[2] > budget:
+            break
+        best = cand
     out, removed, tokens = best
     if not out:  # nothing fits: say so if even that fits
         for note in (_marker(total), CUT):
