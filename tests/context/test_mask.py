@@ -153,3 +153,17 @@ def test_transform_keeps_exact_token_counts_of_unchanged_blocks() -> None:
     for a, b in zip(out.blocks, exact.blocks, strict=True):
         if a.data == b.data:
             assert a.tokens == b.tokens
+
+
+def test_turn_estimator_stays_bounded_over_many_runs() -> None:
+    """A gateway sees thousands of runs: finished ones are found from the oldest, and only the
+    newest lengths are kept."""
+    est = TurnEstimator(ended_after_s=60.0, history=50)
+    for k in range(500):
+        at = k * 10.0
+        est.seen(f"r{k}", at)
+        est.seen(f"r{k}", at + 1.0)
+    assert len(est.finished()) == 50  # the newest 50 of the ~490 finished runs
+    assert all(n == 2 for n in est.finished())
+    assert len(est._runs) <= 8  # only the runs seen in the last minute are live
+    assert est.remaining("r499") == 0.0  # every finished run stopped at two turns

@@ -27,6 +27,7 @@ Everything here is a pure function of the body and a small state object, so the 
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
@@ -105,19 +106,23 @@ class TurnEstimator:
     lasted t turns is as likely as not to last t more, Gott's delta-t argument).
     """
 
-    def __init__(self, *, ended_after_s: float = 3600.0, min_runs: int = 3) -> None:
+    def __init__(self, *, ended_after_s: float = 3600.0, min_runs: int = 3, history: int = 2000) -> None:
         self.ended_after_s = ended_after_s
         self.min_runs = min_runs
-        self._runs: dict[str, tuple[int, float]] = {}  # run -> (turns seen, last seen at)
-        self._lengths: list[int] = []
+        # run -> (turns seen, last seen at), least recently seen first: a gateway serving
+        # thousands of runs checks only the oldest ones for having finished
+        self._runs: dict[str, tuple[int, float]] = {}
+        self._lengths: deque[int] = deque(maxlen=history)  # the latest finished runs' lengths
 
     def seen(self, run_id: str, at: float) -> int:
         """Count one more turn of ``run_id`` at ``at``; return the turns seen so far (this one too)."""
-        for rid, (n, last) in list(self._runs.items()):
-            if rid != run_id and at - last > self.ended_after_s:
-                self._lengths.append(n)
-                del self._runs[rid]
-        n = self._runs.get(run_id, (0, at))[0] + 1
+        n = self._runs.pop(run_id, (0, at))[0] + 1
+        while self._runs:
+            rid, (m, last) = next(iter(self._runs.items()))
+            if at - last <= self.ended_after_s:
+                break
+            self._lengths.append(m)
+            del self._runs[rid]
         self._runs[run_id] = (n, at)
         return n
 

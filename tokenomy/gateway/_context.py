@@ -88,8 +88,7 @@ class RequestEstimator(TurnEstimator):
     def __init__(
         self, *, max_finished: int = 1000, max_runs: int = 4096, ended_after_s: float = 3600.0
     ) -> None:
-        super().__init__(ended_after_s=ended_after_s)
-        self.max_finished = max_finished
+        super().__init__(ended_after_s=ended_after_s, history=max_finished)
         self.max_runs = max_runs
         self._counted: OrderedDict[str, tuple[float, int]] = OrderedDict()
 
@@ -102,8 +101,6 @@ class RequestEstimator(TurnEstimator):
         self._counted.move_to_end(run_id)
         while len(self._counted) > self.max_runs:
             self._counted.popitem(last=False)
-        if len(self._lengths) > self.max_finished:
-            del self._lengths[: len(self._lengths) - self.max_finished]
         return n
 
 
