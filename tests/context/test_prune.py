@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -12,7 +13,7 @@ from tokenomy.cli import cli
 from tokenomy.context.prune import head_tail, prune
 from tokenomy.tokens import DEFAULT_COUNTER
 
-MARKER = re.compile(r"\[… \d+ (?:similar lines|lines|chars) removed …\]|\[… \d+ …\]|\[…\]")
+MARKER = re.compile(r"\[… \d+ (?:similar lines?|lines?|chars) removed …\]|\[… \d+ …\]|\[…\]")
 
 BUILD_LOG = "\n".join(
     [f"[{i:4d}/2000] Compiling src/module_{i}.c" for i in range(1, 1200)]
@@ -145,3 +146,9 @@ def test_cli_reads_stdin_and_files(tmp_path: object) -> None:
     assert "error: expected ';'" in res.output
     res = runner.invoke(cli, ["prune", "/nonexistent/file.log"])
     assert res.exit_code != 0
+
+
+@pytest.mark.parametrize("line", ["Coverage: 85%", "100% of checks passed"])
+def test_a_lone_percentage_line_is_a_result_not_progress_noise(line: str) -> None:
+    res = prune(f"header\n{line}\nfooter")  # no budget: only noise may go
+    assert line in res.text

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -112,3 +113,37 @@ def test_memo_keeps_a_bounded_number_of_reports(tmp_path: Path) -> None:
         assert memo.get(memo_key([("i", KEEP + 4)]), b"other") is None
     finally:
         memo.close()
+
+
+@pytest.fixture
+def tree_with_note(tree: Path) -> Path:
+    (tree / "p" / "unrelated.jsonl").write_text('{"foo": 1}\n', encoding="utf-8")  # yields a note
+    return tree
+
+
+def _run(*args: str) -> str:
+    result = CliRunner().invoke(cli, ["report", *args, "--json"])
+    assert result.exit_code == 0, (result.output, result.exception)
+    return result.stdout
+
+
+def test_the_same_folder_spelled_another_way_gets_its_own_notes(
+    tree_with_note: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The notes name the folder as it was typed: another spelling is its own memo entry."""
+    db = str(tmp_path / "ledger.db")
+    tree = tree_with_note
+    monkeypatch.chdir(tree.parent)
+    _run("projects", "--db", db)  # memoised with "under projects"
+    served = json.loads(_run(str(tree), "--db", db))
+    fresh = json.loads(_run(str(tree), "--no-index"))
+    assert served["notes"] == fresh["notes"]
+
+
+def test_a_memo_row_stored_as_text_means_computing_not_a_traceback(tree: Path, tmp_path: Path) -> None:
+    """A TEXT value (a hand-edited or foreign ledger) is read as it is, never a traceback."""
+    db = tmp_path / "ledger.db"
+    first = _run(str(tree), "--db", str(db))
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE report_memo SET output = CAST(output AS TEXT)")
+    assert _run(str(tree), "--db", str(db)) == first

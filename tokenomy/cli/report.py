@@ -345,6 +345,7 @@ class _Memo:
         roots_abs = tuple(os.path.abspath(os.path.expanduser(r)) for r in roots)
         options = {
             "roots": roots_abs,
+            "typed": paths,  # notes name a folder as it was typed
             "by": by,
             "since": since,
             "until": until,
@@ -353,24 +354,27 @@ class _Memo:
         }
         try:
             return cls(ReportMemo(db), memo_key(options.items()), fingerprint)
-        except (OSError, sqlite3.Error):
+        except Exception:  # the memo only saves time: any trouble with it means computing
             return None
 
     def get(self) -> str | None:
         try:
             out: str | None = self.memo.get(self.key, self.fingerprint)
-        except (sqlite3.Error, UnicodeDecodeError):
+        except Exception:
             return None
         return out
 
     def put(self, text: str) -> None:
         try:
             self.memo.put(self.key, self.fingerprint, text)
-        except sqlite3.Error:
+        except Exception:
             pass  # a busy or read-only ledger: the next report computes again
 
     def close(self) -> None:
-        self.memo.close()
+        try:
+            self.memo.close()
+        except Exception:
+            pass
 
 
 def _dumps(obj: dict[str, Any]) -> str:

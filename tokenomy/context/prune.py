@@ -36,8 +36,10 @@ __all__ = ["PruneResult", "head_tail", "prune"]
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Visibly a progress bar: a bar, a tqdm-style ``45%|``, a transfer rate or an ETA. A lone
+# percentage is not enough ("Coverage: 85%", "100% of checks passed" are results).
 _PROGRESS = re.compile(
-    r"^\s*(?:\S+\s+)?(?:\d{1,3}(?:\.\d+)?%|\[[=#>\-. ]{5,}\]|[#=█▏▎▍▌▋▊▉━─]{8,})"
+    r"^\s*(?:\S+\s+)?(?:\[[=#>\-. ]{5,}\]|[#=█▏▎▍▌▋▊▉━─]{8,})"
     r"|(?:\d{1,3}(?:\.\d+)?%\s*\|)|\b\d+(?:\.\d+)?\s*[kMG]?i?B/s\b|\beta\s+\d"
 )
 # A severity word used as a word, not as part of code: ``check.errors`` and ``error(`` are not
@@ -144,7 +146,14 @@ def _clean(text: str) -> list[str]:
 
 
 def _marker(n: int, what: str = "lines") -> str:
+    if n == 1 and what.endswith("lines"):
+        what = what[:-1]  # "1 line removed"
     return f"[… {n} {what} removed …]"
+
+
+def _is_progress(line: str) -> bool:
+    """Progress-bar noise: dropped before anything else, unless it also reports a problem or a result."""
+    return bool(_PROGRESS.search(line)) and not (_SEVERE.search(line) or _SUMMARY.search(line))
 
 
 def _is_needle(line: str) -> bool:
@@ -563,12 +572,13 @@ def prune(
     if budget is None and ratio is not None:
         budget = max(int(original_tokens * ratio), 1)
     cleaned = [_cut_long_line(line, MAX_LINE_CHARS) for line in _clean(text)]
-    cleaned = [ln for ln in cleaned if not (_PROGRESS.search(ln) and not _SEVERE.search(ln))]
-    lines = _collapse(cleaned)
+    kept = [ln for ln in cleaned if not _is_progress(ln)]
+    progress = len(cleaned) - len(kept)
+    lines = _collapse(kept)
     whole = "\n".join(ln.text for ln in lines)
     whole_tokens = original_tokens if whole == text else counter.count_text(whole, tokenizer)
     if budget is None or whole_tokens <= budget:
-        removed = sum(ln.weight for ln in lines) - len(lines)
+        removed = sum(ln.weight for ln in lines) - len(lines) + progress
         return PruneResult(whole, original_tokens, whole_tokens, removed)
 
     nonblank = [i for i, ln in enumerate(lines) if ln.text.strip() and not ln.marker]
@@ -585,7 +595,8 @@ def prune(
         actions = []
         used, _ = _take_pieces(lines, plan, budget, 0, tok, actions, VALUE_FLOOR)
     _fill(lines, plan, budget, used, tok, actions)
-    return _fit(lines, actions, budget, original_tokens, tok, compact)
+    res = _fit(lines, actions, budget, original_tokens, tok, compact)
+    return PruneResult(res.text, res.original_tokens, res.tokens, res.removed_lines + progress)
 
 
 def _fit(

@@ -3,7 +3,7 @@
 A report is a pure function of its inputs: the bytes of every log file, the options, the time
 zone (days and weeks are local), the price table and tokenomy's own code. The incremental index
 already trusts a file's size and mtime to stand for its bytes (``tokenomy.sources._index``); the
-memo applies the same test to the whole tree. When every file, the options and the code are as
+memo applies that test, with the ctime and inode too, to the whole tree. When every file, the options and the code are as
 they were, the report is the one computed last time, so it is printed without reading a single
 log line or importing a decoder. When anything differs (one session grew by one line), the
 report is computed again from the index, which reads only the appended bytes, and memoised.
@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
+import sys
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -63,14 +64,23 @@ def _code_identity() -> str:
 
 def memo_key(options: Iterable[tuple[str, object]]) -> bytes:
     """The key of one report: its options, the local time zone and the package's code identity."""
-    tz = (os.environ.get("TZ", ""), time.timezone, time.altzone, time.daylight, time.tzname)
+    tz = (
+        os.environ.get("TZ", ""),
+        os.path.realpath("/etc/localtime"),  # the zone's rules, when TZ is unset
+        time.timezone,
+        time.altzone,
+        time.daylight,
+        time.tzname,
+    )
     text = "\n".join(f"{k}={v!r}" for k, v in sorted(options, key=lambda kv: kv[0]))
-    raw = f"{text}\ntz={tz!r}\n{_code_identity()}".encode("utf-8", "surrogateescape")
+    raw = f"{text}\ntz={tz!r}\npython={sys.version}\n{_code_identity()}".encode("utf-8", "surrogateescape")
     return hashlib.blake2b(raw, digest_size=16).digest()
 
 
 def tree_fingerprint(roots: Sequence[str | Path]) -> bytes | None:
-    """Path, size and mtime of every ``.jsonl`` under the folders (and of each file) given.
+    """Path, size, mtime, ctime and inode of every ``.jsonl`` under the folders (and of each
+    file) given: a file rewritten in place at the same size with its mtime put back (``cp -p``,
+    ``rsync -a``) still gets a new ctime.
 
     ``None`` when a root is missing, is not a folder or a ``.jsonl`` file (a ledger database
     changes under a running gateway without its own mtime moving), or a file vanishes midway:
@@ -89,7 +99,8 @@ def tree_fingerprint(roots: Sequence[str | Path]) -> bytes | None:
             h.update(f"root\t{path}\n".encode("utf-8", "surrogateescape"))
             for f in files:
                 st = os.stat(f)
-                h.update(f"{f}\t{st.st_size}\t{st.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
+                line = f"{f}\t{st.st_size}\t{st.st_mtime_ns}\t{st.st_ctime_ns}\t{st.st_ino}\n"
+                h.update(line.encode("utf-8", "surrogateescape"))
         except OSError:
             return None
     return h.digest()
@@ -106,7 +117,10 @@ class ReportMemo:
         row = self.conn.execute(
             "SELECT output FROM report_memo WHERE key = ? AND fingerprint = ?", (key, fingerprint)
         ).fetchone()
-        return bytes(row[0]).decode("utf-8") if row is not None else None
+        if row is None:
+            return None
+        out = row[0]
+        return out if isinstance(out, str) else bytes(out).decode("utf-8")
 
     def put(self, key: bytes, fingerprint: bytes, output: str) -> None:
         self.conn.execute("BEGIN IMMEDIATE")
