@@ -110,7 +110,8 @@ class ReportMemo:
     """Memoised report outputs in the ledger; every failure to use it just means computing."""
 
     def __init__(self, db: str | Path | None = None) -> None:
-        self.conn = connect(db)
+        # a ledger locked by a busy gateway is waited for briefly: the output is printed already
+        self.conn = connect(db, timeout=2.0)
         migrate(self.conn, MIGRATIONS)
 
     def get(self, key: bytes, fingerprint: bytes) -> str | None:
