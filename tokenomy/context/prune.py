@@ -42,6 +42,7 @@ _PROGRESS = re.compile(
     r"^\s*(?:\S+\s+)?(?:\[[=#>\-. ]{5,}\]|[#=█▏▎▍▌▋▊▉━─]{8,})"
     r"|(?:\d{1,3}(?:\.\d+)?%\s*\|)|\b\d+(?:\.\d+)?\s*[kMG]?i?B/s\b|\beta\s+\d"
 )
+_PROGRESS_HINT = re.compile(r"[%\[#=█▏▎▍▌▋▊▉━─]|B/s|eta\s")
 # A severity word used as a word, not as part of code: ``check.errors`` and ``error(`` are not
 # error lines, ``error: x`` and ``[warning]`` are.
 _SEVERE = re.compile(
@@ -153,11 +154,18 @@ def _marker(n: int, what: str = "lines") -> str:
 
 def _is_progress(line: str) -> bool:
     """Progress-bar noise: dropped before anything else, unless it also reports a problem or a result."""
+    if not _PROGRESS_HINT.search(line):  # a character every progress pattern needs: cheap to rule out
+        return False
     return bool(_PROGRESS.search(line)) and not (_SEVERE.search(line) or _SUMMARY.search(line))
 
 
 def _is_needle(line: str) -> bool:
-    return bool(_SEVERE.search(line) or _TRACE.search(line) or _SUMMARY.search(line) or _PATH.search(line))
+    return bool(
+        _SEVERE.search(line)
+        or _TRACE.search(line)
+        or _SUMMARY.search(line)
+        or (("/" in line or ":" in line) and _PATH.search(line))  # a path needs one of them
+    )
 
 
 def _cut_long_line(line: str, limit: int) -> str:
