@@ -517,7 +517,7 @@ def _load_ledgers(paths: list[str], notes: list[str]) -> list[Run]:
 def _check_readable(runs: list[Run], skipped: int, readable: bool, max_line_bytes: int) -> None:
     if not runs and skipped and not readable:
         raise InputError(
-            f"nothing could be read: all {skipped} line(s) were corrupt, truncated or longer than "
+            f"nothing could be read: all {skipped:,} line(s) were corrupt, truncated or longer than "
             f"{max_line_bytes // (1024 * 1024)} MB; check the file is a complete JSONL log"
         )
 
@@ -529,16 +529,16 @@ def _claude_notes(c: dict[str, int]) -> list[str]:
     ]
     if c["lower_bound"]:
         notes.append(
-            f"input_tokens and output_tokens of {c['lower_bound']} of {c['responses']} Claude Code responses "
+            f"input_tokens and output_tokens of {c['lower_bound']:,} of {c['responses']:,} Claude Code responses "
             "are lower bounds: the transcript kept only the stream-start usage; cache reads and writes are exact"
         )
     if c["duplicates"]:
         notes.append(
-            f"{c['duplicates']} Claude Code responses appeared in more than one file (resumed sessions) "
+            f"{c['duplicates']:,} Claude Code responses appeared in more than one file (resumed sessions) "
             "and were counted once"
         )
     if c["synthetic"]:
         notes.append(
-            f"{c['synthetic']} '<synthetic>' lines (Claude Code's own messages, not API calls) left out"
+            f"{c['synthetic']:,} '<synthetic>' lines (Claude Code's own messages, not API calls) left out"
         )
     return notes
