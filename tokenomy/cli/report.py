@@ -389,11 +389,11 @@ def _print(data: Any, detail: Any) -> None:
 
     console = _console()
     if detail is not None:
-        console.print(terminal.render_run(detail))
+        console.print(terminal.render_run(detail), crop=False)
         for line in data.pricing_notes:
             console.print(f"Pricing: {line}", style="dim", highlight=False)
     else:
-        console.print(terminal.render_report(data))
+        console.print(terminal.render_report(data), crop=False)
 
 
 def _write_html(path: str | None, page: Any, run_id: str | None) -> None:

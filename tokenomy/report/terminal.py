@@ -9,30 +9,31 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 
-from rich import box
 from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
-from rich.table import Table
 from rich.text import Text
 
 from . import fmt
 from .data import TOKEN_CLASSES, ReportData, RunDetail, Tally
+from .grid import Column, Grid
 
 __all__ = ["render_report", "render_run"]
 
 _CLASS_STYLE = {"input": "magenta", "cache_write": "yellow", "cache_read": "green", "output": "cyan"}
 
 
-def _token_columns(table: Table) -> None:
-    for name, style in (
-        ("Req", ""),
-        ("Input", _CLASS_STYLE["input"]),
-        ("Cache\nwrite", _CLASS_STYLE["cache_write"]),
-        ("Cache\nread", _CLASS_STYLE["cache_read"]),
-        ("Output", _CLASS_STYLE["output"]),
-        ("Hit", ""),
-        ("Cost", "bold"),
-    ):
-        table.add_column(name, justify="right", style=style, no_wrap=True)
+def _token_columns() -> list[Column]:
+    return [
+        Column(name, justify="right", style=style)
+        for name, style in (
+            ("Req", ""),
+            ("Input", _CLASS_STYLE["input"]),
+            ("Cache\nwrite", _CLASS_STYLE["cache_write"]),
+            ("Cache\nread", _CLASS_STYLE["cache_read"]),
+            ("Output", _CLASS_STYLE["output"]),
+            ("Hit", ""),
+            ("Cost", "bold"),
+        )
+    ]
 
 
 def _token_cells(t: Tally) -> list[str]:
@@ -133,31 +134,25 @@ def _report(data: ReportData, tz: dt.tzinfo | None, width: int) -> RenderableTyp
     show_projects = sessions and len(groups) > 1 and width >= WIDE_PROJECT
     show_model = data.by != "model" and width >= WIDE_MODEL
     show_share = width >= WIDE_SHARE
-    table = Table(
-        box=box.SIMPLE_HEAD,
-        show_edge=False,
-        pad_edge=False,
-        collapse_padding=True,
-        header_style="bold",
-        expand=sessions,
-    )
+    columns: list[Column] = []
     if sessions:
-        table.add_column("Session", no_wrap=True, overflow="ellipsis", ratio=1, min_width=12)
+        columns.append(Column("Session", flex=True, min_width=12))
         if show_projects:
-            table.add_column("Project", no_wrap=True, overflow="ellipsis", max_width=16)
-        table.add_column("Started", no_wrap=True)
+            columns.append(Column("Project", max_width=16))
+        columns.append(Column("Started"))
     else:
-        table.add_column(fmt.GROUP_LABELS[data.by], no_wrap=True, overflow="ellipsis", max_width=40)
+        columns.append(Column(fmt.GROUP_LABELS[data.by], max_width=40))
     if show_model:
-        table.add_column("Model", no_wrap=True, overflow="ellipsis", max_width=16)
-    _token_columns(table)
+        columns.append(Column("Model", max_width=16))
+    columns.extend(_token_columns())
     if show_share:
-        table.add_column("Cost share\nin·wr·rd·out %", justify="right", style="dim", no_wrap=True)
+        columns.append(Column("Cost share\nin·wr·rd·out %", justify="right", style="dim"))
+    table = Grid(columns, expand=sessions)
     n_lead = 1 + sessions + show_projects + show_model
     for indices in groups:
         for i in indices:
             row = data.rows[i]
-            cells: list[RenderableType] = [_session_label(data, i) if sessions else Text(row.key)]
+            cells: list[str | Text] = [_session_label(data, i) if sessions else Text(row.key)]
             if show_projects:
                 cells.append(fmt.project_name(row.run.project if row.run is not None else None))
             if sessions:
@@ -169,7 +164,7 @@ def _report(data: ReportData, tz: dt.tzinfo | None, width: int) -> RenderableTyp
                 cells.append(fmt.shares(row.tally))
             table.add_row(*cells, style="dim" if row.depth else None)
     table.add_section()
-    total_cells: list[RenderableType] = [Text("Total", style="bold")]
+    total_cells: list[str | Text] = [Text("Total", style="bold")]
     total_cells.extend([""] * (n_lead - 1))
     total_cells.extend(_token_cells(data.totals))
     if show_share:
@@ -192,20 +187,21 @@ def render_run(detail: RunDetail, *, tz: dt.tzinfo | None = None) -> RenderableT
     if run.title and run.title != run.run_id:
         meta.append(run.title)
     head.append(" · " + " · ".join(meta), style="dim")
-    table = Table(
-        box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True, header_style="bold"
+    table = Grid(
+        [
+            Column("#", justify="right"),
+            Column("Time"),
+            Column("Gap", justify="right"),
+            Column("Model", max_width=16),
+            Column("Prompt", justify="right"),
+            Column("Input", justify="right", style=_CLASS_STYLE["input"]),
+            Column("Cache\nwrite", justify="right", style=_CLASS_STYLE["cache_write"]),
+            Column("Cache\nread", justify="right", style=_CLASS_STYLE["cache_read"]),
+            Column("Output", justify="right", style=_CLASS_STYLE["output"]),
+            Column("Hit", justify="right"),
+            Column("Cost", justify="right", style="bold"),
+        ]
     )
-    table.add_column("#", justify="right")
-    table.add_column("Time", no_wrap=True)
-    table.add_column("Gap", justify="right")
-    table.add_column("Model", no_wrap=True, overflow="ellipsis", max_width=16)
-    table.add_column("Prompt", justify="right")
-    table.add_column("Input", justify="right", style=_CLASS_STYLE["input"])
-    table.add_column("Cache\nwrite", justify="right", style=_CLASS_STYLE["cache_write"])
-    table.add_column("Cache\nread", justify="right", style=_CLASS_STYLE["cache_read"])
-    table.add_column("Output", justify="right", style=_CLASS_STYLE["output"])
-    table.add_column("Hit", justify="right")
-    table.add_column("Cost", justify="right", style="bold")
     long_gaps = 0
     for tf in detail.turns:
         u = tf.usage
