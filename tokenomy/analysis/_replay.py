@@ -220,7 +220,7 @@ def build_workload(runs: Iterable[Run], *, model: str | None = None) -> Workload
     steps.sort(key=lambda s: s.at)
     if reconstructed_runs:
         notes.append(
-            f"{reconstructed_runs} usage-only run(s): request shapes rebuilt from recorded usage "
+            f"{reconstructed_runs:,} usage-only run(s): request shapes rebuilt from recorded usage "
             "(hidden system+tools prefix of the observed size, one message block per turn)"
         )
     if model is not None:

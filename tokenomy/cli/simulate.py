@@ -34,7 +34,7 @@ def _ratio(v: float | None) -> str:
 
 def render_table(result: SimulationResult, console: Console) -> None:
     """The per-policy bill as a rich table."""
-    table = Table(box=box.SIMPLE_HEAD, title=f"{result.runs} run(s), {result.requests} request(s)")
+    table = Table(box=box.SIMPLE_HEAD, title=f"{result.runs:,} run(s), {result.requests:,} request(s)")
     table.add_column("policy", no_wrap=True, min_width=max(len(n) for n in result.policies))
     for col in ("cost", "vs none", "vs oracle", "hit rate", "write tok", "read tok", "pings"):
         table.add_column(col, justify="right")
@@ -78,7 +78,7 @@ def render_html(result: SimulationResult) -> str:
         "<!doctype html><html><head><meta charset='utf-8'><title>tokenomy simulate</title>"
         "<style>body{font-family:sans-serif;margin:2em}td,th{padding:4px 10px;text-align:right}"
         "td:first-child,th:first-child{text-align:left}</style></head><body>"
-        f"<h1>tokenomy simulate</h1><p>{result.runs} run(s), {result.requests} request(s)</p>"
+        f"<h1>tokenomy simulate</h1><p>{result.runs:,} run(s), {result.requests:,} request(s)</p>"
         f'<svg width="820" height="{height}" role="img" aria-label="cost per policy">{"".join(bars)}</svg>'
         "<table><tr><th>policy</th><th>cost</th><th>vs none</th><th>vs oracle</th><th>hit rate</th>"
         f"<th>write tokens</th><th>read tokens</th></tr>{rows}</table>"
