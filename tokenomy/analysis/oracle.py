@@ -167,6 +167,16 @@ class _RunSolver:
         self.bases = bases
         self._node: dict[tuple[int, int], int] = {}
         self._links: dict[tuple[int, int, TTL], _Link | None] = {}
+        self._costs: dict[tuple[int, int, int, TTL | None], float] = {}
+
+    def cost(self, m: int, a_link: int, out_tokens: int, out_ttl: TTL | None) -> float:
+        """``_cost`` of request ``m`` with its fixed base choice; many DP states and links ask
+        the same question (the same read depth, the same write), so each answer is kept."""
+        key = (m, a_link, out_tokens, out_ttl)
+        found = self._costs.get(key)
+        if found is None:
+            found = self._costs[key] = _cost(self.infos[m], a_link, out_tokens, out_ttl, self.bases[m])
+        return found
 
     def node(self, i: int, k: int) -> int:
         key = (i, k)
@@ -206,7 +216,7 @@ class _RunSolver:
                 total += n * ping_cost
                 last = inf.step.at
             if m < k:
-                total += _cost(inf, tokens if reads else 0, 0, None, self.bases[m])
+                total += self.cost(m, tokens if reads else 0, 0, None)
                 riders.append((m, reads))
         link = _Link(total, tuple(riders), tuple(pings))
         self._links[key] = link
@@ -223,21 +233,28 @@ class _RunSolver:
             inf = self.infos[i]
             base = self.bases[i]
             ttls: tuple[TTL, ...] = ("5m",) if base.ttl == "5m" else ("5m", "1h")
+            # the writes request i can make (to the entry request k reads) do not depend on the
+            # state it is reached in: list them once, with what each link costs
+            writes: list[tuple[int, int, TTL, float]] = []
+            for k in range(i + 1, min(n, i + LINK_WINDOW + 1)):
+                p = self.node(i, k)
+                if p < 0 or inf.cum[p] < inf.minimum:
+                    continue
+                for ttl in ttls:
+                    link = self.link(i, k, ttl)
+                    if link is not None:
+                        writes.append((k, inf.cum[p], ttl, link.cost))
+            base_floor = inf.base_tokens if base.ttl is not None else 0
             for (j, tin), (value, _) in list(best[i].items()):
                 a_link = inf.cum[self.node(j, i)] if j >= 0 else 0
-                c = value + _cost(inf, a_link, 0, None, base)
+                c = value + self.cost(i, a_link, 0, None)
                 _relax(best[i + 1], (-1, "5m"), c, (i, j, tin, -1, None))
-                floor = max(a_link, inf.base_tokens if base.ttl is not None else 0)
-                for k in range(i + 1, min(n, i + LINK_WINDOW + 1)):
-                    p = self.node(i, k)
-                    if p < 0 or inf.cum[p] < inf.minimum or inf.cum[p] <= floor:
+                floor = max(a_link, base_floor)
+                for k, tokens, ttl, link_cost in writes:
+                    if tokens <= floor:
                         continue
-                    for ttl in ttls:
-                        link = self.link(i, k, ttl)
-                        if link is None:
-                            continue
-                        c = value + _cost(inf, a_link, inf.cum[p], ttl, base) + link.cost
-                        _relax(best[k], (i, ttl), c, (i, j, tin, k, ttl))
+                    c = value + self.cost(i, a_link, tokens, ttl) + link_cost
+                    _relax(best[k], (i, ttl), c, (i, j, tin, k, ttl))
         return self._unwind(best)
 
     def _unwind(
