@@ -223,8 +223,12 @@ def simulate(
     model: str | None = None,
     options: CacheOptions | None = None,
     transforms: Transforms | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> SimulationResult:
     """Replay ``runs`` under each named policy (``oracle`` always included) and bill each.
+
+    ``progress(name, done, total)`` is called before each policy is replayed (a large history
+    takes a minute: the CLI shows which policy it is on).
 
     ``model`` re-targets every request to another model first (a routing what-if): prices,
     minimum cacheable length and tokenizer family follow the new model. The context policies
@@ -242,7 +246,11 @@ def simulate(
     ordered = [n for n in POLICY_NAMES if n in names] + [
         n for n in extra if n in names and n not in POLICY_NAMES
     ]
-    results = {n: replay(workload, make_policy(n, workload, extra), options=options) for n in ordered}
+    results: dict[str, PolicyResult] = {}
+    for k, n in enumerate(ordered):
+        if progress is not None:
+            progress(n, k, len(ordered))
+        results[n] = replay(workload, make_policy(n, workload, extra), options=options)
     return SimulationResult(
         runs=workload.runs, requests=len(workload.steps), policies=results, notes=workload.notes
     )

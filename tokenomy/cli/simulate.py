@@ -12,9 +12,7 @@ import json
 from pathlib import Path
 
 import click
-from rich import box
 from rich.console import Console
-from rich.table import Table
 
 from tokenomy.analysis.simulate import POLICY_NAMES, SimulationResult
 from tokenomy.analysis.simulate import simulate as run_simulation
@@ -33,11 +31,20 @@ def _ratio(v: float | None) -> str:
 
 
 def render_table(result: SimulationResult, console: Console) -> None:
-    """The per-policy bill as a rich table."""
-    table = Table(box=box.SIMPLE_HEAD, title=f"{result.runs:,} run(s), {result.requests:,} request(s)")
-    table.add_column("policy", no_wrap=True, min_width=max(len(n) for n in result.policies))
-    for col in ("cost", "vs none", "vs oracle", "hit rate", "write tok", "read tok", "pings"):
-        table.add_column(col, justify="right")
+    """The per-policy bill as a table; on a narrow terminal it wraps, it never drops digits."""
+    from rich.text import Text
+
+    from tokenomy.report.grid import Column, Grid
+
+    table = Grid(
+        [
+            Column("policy"),
+            *(
+                Column(col, justify="right")
+                for col in ("cost", "vs none", "vs oracle", "hit rate", "write tok", "read tok", "pings")
+            ),
+        ]
+    )
     for name, r in result.policies.items():
         table.add_row(
             name,
@@ -49,9 +56,10 @@ def render_table(result: SimulationResult, console: Console) -> None:
             f"{r.usage.cache_read:,}",
             str(r.pings),
         )
-    console.print(table)
+    console.print(Text(f"{result.runs:,} run(s), {result.requests:,} request(s)", style="bold"))
+    console.print(table, crop=False)
     for note in result.notes:
-        console.print(f"note: {note}")
+        console.print(f"note: {note}", highlight=False)
 
 
 def render_html(result: SimulationResult) -> str:
@@ -149,7 +157,18 @@ def simulate(
         if res.info is None:
             raise UserError(f"unknown model {model!r} for --model: see `tokenomy prices` for the known ids")
     names = _policy_names(policies)
-    result = run_simulation(runs, names or POLICY_NAMES, model=model, transforms=SIMULATE_TRANSFORMS)
+    if err.is_terminal:  # a large history takes a minute: say which policy is being replayed
+        with err.status("replaying") as status:
+
+            def progress(name: str, done: int, total: int) -> None:
+                what = f"{len(runs):,} run{'s' if len(runs) != 1 else ''}"
+                status.update(f"replaying {what} under {name} ({done + 1}/{total})")
+
+            result = run_simulation(
+                runs, names or POLICY_NAMES, model=model, transforms=SIMULATE_TRANSFORMS, progress=progress
+            )
+    else:
+        result = run_simulation(runs, names or POLICY_NAMES, model=model, transforms=SIMULATE_TRANSFORMS)
     if html_file is not None:
         html_file.write_text(render_html(result), encoding="utf-8")
     if as_json:
@@ -160,4 +179,4 @@ def simulate(
         console = Console(width=120)
     render_table(result, console)
     for note in notes:
-        err.print(f"note: {note}")
+        err.print(f"note: {note}", highlight=False)
