@@ -57,3 +57,13 @@ def test_a_table_too_wide_is_printed_whole_not_cropped() -> None:
     g.add_row("x" * 10, "$123.45")
     lines = _lines(g, 12)
     assert "$123.45" in "".join(lines)
+
+
+def test_a_line_break_in_a_cell_stays_on_its_row() -> None:
+    g = Grid([Column("Title"), Column("Cost", justify="right")])
+    g.add_row("fix the\nparser", "$1.00")
+    g.add_row(Text("two\nlines", style="bold"), "$2.00")
+    lines = _lines(g, 80)
+    assert len(lines) == 4
+    assert lines[2] == "fix the parser  $1.00"
+    assert lines[3].startswith("two lines")

@@ -49,7 +49,7 @@ class Grid:
     def add_row(self, *cells: str | Text, style: str | None = None) -> None:
         if len(cells) != len(self.columns):
             raise ValueError(f"a row of {len(cells)} cells for {len(self.columns)} columns")
-        self._rows.append(([c if isinstance(c, Text) else Text(c) for c in cells], style))
+        self._rows.append(([_one_line(c) for c in cells], style))
 
     def add_section(self) -> None:
         self._rows.append(None)
@@ -118,3 +118,13 @@ class Grid:
         text = Text("\n").join(self.lines(options.max_width))
         text.no_wrap, text.overflow = True, "ignore"
         yield text
+
+
+def _one_line(cell: str | Text) -> Text:
+    """A cell as one line of text: a line break in a title would break every column after it."""
+    text = cell if isinstance(cell, Text) else Text(cell)
+    if "\n" in text.plain or "\r" in text.plain:
+        parts = text.split("\n", allow_blank=True)
+        text = Text(" ").join(part for part in parts)
+        text = Text(text.plain.replace("\r", " "), style=text.style, spans=text.spans)
+    return text
