@@ -106,13 +106,16 @@ class TurnEstimator:
     lasted t turns is as likely as not to last t more, Gott's delta-t argument).
     """
 
-    def __init__(self, *, ended_after_s: float = 3600.0, min_runs: int = 3, history: int = 2000) -> None:
+    def __init__(
+        self, *, ended_after_s: float = 3600.0, min_runs: int = 3, history: int | None = None
+    ) -> None:
         self.ended_after_s = ended_after_s
         self.min_runs = min_runs
         # run -> (turns seen, last seen at), least recently seen first: a gateway serving
         # thousands of runs checks only the oldest ones for having finished
         self._runs: dict[str, tuple[int, float]] = {}
-        self._lengths: deque[int] = deque(maxlen=history)  # the latest finished runs' lengths
+        # the finished runs' lengths (only the newest ``history`` of them in a long-lived gateway)
+        self._lengths: deque[int] = deque(maxlen=history)
 
     def seen(self, run_id: str, at: float) -> int:
         """Count one more turn of ``run_id`` at ``at``; return the turns seen so far (this one too)."""

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from rich.cells import cell_len
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.text import Text
 
@@ -36,7 +37,11 @@ class Column:
 
 
 class Grid:
-    """Columns, rows of ``str`` or ``Text`` cells, and sections; rendered to the console's width."""
+    """Columns, rows of ``str`` or ``Text`` cells, and sections; rendered to the console's width.
+
+    Print it with ``console.print(grid, crop=False)``: a table still too wide once its flex
+    columns have shrunk is then printed whole for the terminal to wrap (rich would crop it).
+    """
 
     def __init__(
         self, columns: Sequence[Column], *, expand: bool = False, header_style: str = "bold"
@@ -57,7 +62,7 @@ class Grid:
     def widths(self, max_width: int) -> list[int]:
         """Each column's width: its widest cell or header line, capped, and flex columns grown to
         fill ``max_width`` (when expanding) or shrunk to fit it."""
-        widths = [max((len(line) for line in c.header.split("\n")), default=0) for c in self.columns]
+        widths = [max((cell_len(line) for line in c.header.split("\n")), default=0) for c in self.columns]
         for row in self._rows:
             if row is None:
                 continue
@@ -78,8 +83,10 @@ class Grid:
                 widths[k] = max(grown, self.columns[k].min_width)
         return widths
 
-    def _line(self, cells: Sequence[Text], widths: Sequence[int], style: str | None) -> Text:
-        # styles nest as in rich's tables: the row's under the column's under the cell's own
+    def _line(
+        self, cells: Sequence[Text], widths: Sequence[int], style: str | None, *, header: bool = False
+    ) -> Text:
+        # the row's style is the base, the column's goes over it and the cell's own over both
         line = Text(style=style or "", no_wrap=True, overflow="ignore", end="")
         last = len(cells) - 1
         for k, (cell, width) in enumerate(zip(cells, widths, strict=True)):
@@ -90,7 +97,7 @@ class Grid:
             pad = width - cell.cell_len
             if col.justify == "right":
                 line.append(" " * pad)
-            seg = Text(style=col.style)
+            seg = Text(style="" if header else col.style)  # headers take only the header style
             seg.append_text(cell)
             line.append_text(seg)
             if col.justify != "right" and k != last:
@@ -106,7 +113,7 @@ class Grid:
         out: list[Text] = []
         for i in range(height):  # headers sit on the bottom lines
             cells = [Text(h[i - (height - len(h))] if i >= height - len(h) else "") for h in heads]
-            out.append(self._line(cells, widths, self.header_style))
+            out.append(self._line(cells, widths, self.header_style, header=True))
         out.append(Text("─" * (sum(widths) + len(GAP) * (len(widths) - 1)), end=""))
         for row in self._rows:
             out.append(Text(end="") if row is None else self._line(row[0], widths, row[1]))
@@ -121,10 +128,13 @@ class Grid:
 
 
 def _one_line(cell: str | Text) -> Text:
-    """A cell as one line of text: a line break in a title would break every column after it."""
+    """A cell as one line of one-column characters: a line break in a title would break every
+    column after it, a tab would push them right (rich counts it as no width, the terminal as up
+    to 8), an escape sequence from a log would reach the terminal. Each becomes one space, so the
+    cell's styled spans stay where they were."""
     text = cell if isinstance(cell, Text) else Text(cell)
-    if "\n" in text.plain or "\r" in text.plain:
-        parts = text.split("\n", allow_blank=True)
-        text = Text(" ").join(part for part in parts)
-        text = Text(text.plain.replace("\r", " "), style=text.style, spans=text.spans)
+    plain = text.plain
+    if any(ch < " " or ch == "\x7f" for ch in plain):
+        clean = "".join(" " if ch < " " or ch == "\x7f" else ch for ch in plain)
+        text = Text(clean, style=text.style, spans=text.spans, end="")
     return text
