@@ -17,7 +17,7 @@ import logging
 import queue
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from operator import attrgetter
 from pathlib import Path
@@ -251,8 +251,20 @@ class LedgerWriter:
             log.error("ledger write of %d rows to %s failed: %s", len(rows), self.path, e)
 
 
-def read_rows(db_path: str | Path, *, where: str = "", params: Iterable[Any] = ()) -> list[RequestRow]:
-    """Every request row (optionally filtered by a SQL ``where`` over the columns), oldest first."""
+_DETAIL_COLUMNS = frozenset({"diagnosis", "blocks", "request_body", "response_body"})
+
+
+def read_rows(
+    db_path: str | Path, *, where: str = "", params: Iterable[Any] = (), details: bool = True
+) -> list[RequestRow]:
+    """Every request row (optionally filtered by a SQL ``where`` over the columns), oldest first;
+    without ``details``, the bodies, block lists and diagnoses are left unread (``None``)."""
+    return list(_iter_rows(db_path, where=where, params=params, details=details))
+
+
+def _iter_rows(
+    db_path: str | Path, *, where: str = "", params: Iterable[Any] = (), details: bool = True
+) -> Iterator[RequestRow]:
     p = Path(db_path)
     if str(db_path) != ":memory:" and not p.exists():
         raise InputError(
@@ -260,16 +272,15 @@ def read_rows(db_path: str | Path, *, where: str = "", params: Iterable[Any] = (
         )
     conn = open_ledger(p)
     try:
-        sql = f"SELECT {', '.join(_COLUMNS)} FROM {TABLE}"
+        cols = (c if details or c not in _DETAIL_COLUMNS else f"NULL AS {c}" for c in _COLUMNS)
+        sql = f"SELECT {', '.join(cols)} FROM {TABLE}"
         if where:
             sql += f" WHERE {where}"
         sql += " ORDER BY started_at, id"
-        out = []
         for rec in conn.execute(sql, tuple(params)):
             values = dict(zip(_COLUMNS, rec, strict=True))
             values["stream"] = bool(values["stream"])
-            out.append(RequestRow(**values))
-        return out
+            yield RequestRow(**values)
     finally:
         conn.close()
 
@@ -323,22 +334,25 @@ def _turn_of(row: RequestRow) -> Turn:
     )
 
 
-def read_runs(db_path: str | Path) -> list[Run]:
-    """The ledger's Messages requests as Runs (one per linked run id), oldest run first."""
-    rows = read_rows(db_path, where="endpoint = ?", params=("/v1/messages",))
-    by_run: dict[str, list[RequestRow]] = {}
-    for r in rows:
-        by_run.setdefault(r.run_id or f"request:{r.request_id}", []).append(r)
+def read_runs(db_path: str | Path, *, details: bool = True) -> list[Run]:
+    """The ledger's Messages requests as Runs (one per linked run id), oldest run first; without
+    ``details``, turns carry usage and timing but no parsed request, blocks or diagnosis."""
+    # one row at a time into turns: a month of gateway traffic is never held as rows too
+    by_run: dict[str, tuple[list[Turn], set[str]]] = {}
+    for r in _iter_rows(db_path, where="endpoint = ?", params=("/v1/messages",), details=details):
+        turns, sources = by_run.setdefault(r.run_id or f"request:{r.request_id}", ([], set()))
+        turns.append(_turn_of(r))
+        sources.add(r.source)
     runs = [
         Run(
             run_id=run_id,
-            turns=tuple(_turn_of(r) for r in rs),
+            turns=tuple(turns),
             source=str(db_path),
             kind="gateway",
             path=str(db_path),
-            meta={"sources": sorted({r.source for r in rs})},
+            meta={"sources": sorted(sources)},
         )
-        for run_id, rs in by_run.items()
+        for run_id, (turns, sources) in by_run.items()
     ]
     runs.sort(key=lambda r: (r.started_at or 0.0, r.run_id))
     return runs

@@ -316,7 +316,7 @@ def load_runs(
             readable = any(s.lines > 0 for s in scanned.summaries)
             rd.notes.extend(_claude_notes(counters))
         more, more_skipped, more_readable = _load_others(
-            rd.by_source, rd.notes, max_line_bytes, trajectory_model
+            rd.by_source, rd.notes, max_line_bytes, trajectory_model, with_requests
         )
         runs.extend(more)
         _check_readable(runs, skipped + more_skipped, readable or more_readable, max_line_bytes)
@@ -406,7 +406,7 @@ def load_summaries(
                     counters[k] += v
             rd.notes.extend(_claude_notes(counters))
         more_runs, more_skipped, more_readable = _load_others(
-            rd.by_source, rd.notes, max_line_bytes, trajectory_model
+            rd.by_source, rd.notes, max_line_bytes, trajectory_model, False
         )
         runs.extend(more_runs)
         _check_readable(
@@ -454,7 +454,11 @@ class _Reading:
 
 
 def _load_others(
-    by_source: dict[str, list[str]], notes: list[str], max_line_bytes: int, trajectory_model: str
+    by_source: dict[str, list[str]],
+    notes: list[str],
+    max_line_bytes: int,
+    trajectory_model: str,
+    with_requests: bool,
 ) -> tuple[list[Run], int, bool]:
     """Runs of the request logs and trajectories; lines skipped; whether any line was readable."""
     runs: list[Run] = []
@@ -469,7 +473,7 @@ def _load_others(
         readable = readable or rl.lines_read > 0
         notes.extend(rl.notes)
     if by_source["ledger"]:
-        runs.extend(_load_ledgers(by_source["ledger"], notes))
+        runs.extend(_load_ledgers(by_source["ledger"], notes, with_requests))
         readable = True
     if by_source["openhands"]:
         from tokenomy.sources.trajectories import load_trajectories
@@ -484,8 +488,10 @@ def _load_others(
     return runs, skipped, readable
 
 
-def _load_ledgers(paths: list[str], notes: list[str]) -> list[Run]:
-    """The gateway's requests (``tokenomy serve`` / ``wrap()``) as runs, one per linked run id."""
+def _load_ledgers(paths: list[str], notes: list[str], with_requests: bool) -> list[Run]:
+    """The gateway's requests (``tokenomy serve`` / ``wrap()``) as runs, one per linked run id;
+    without ``with_requests``, without the stored bodies, block lists and diagnoses (a report
+    over a month of gateway traffic only adds up)."""
     import sqlite3
 
     from tokenomy.ledger.requests import read_runs
@@ -503,7 +509,7 @@ def _load_ledgers(paths: list[str], notes: list[str]) -> list[Run]:
             raise InputError(
                 f"{p} is a SQLite file but holds no gateway requests; pass the --db that tokenomy serve wrote"
             )
-        found = read_runs(p)
+        found = read_runs(p, details=with_requests)
         runs.extend(found)
         if not found:
             notes.append(f"the ledger {p} holds no Messages requests yet")
