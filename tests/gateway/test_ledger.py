@@ -72,6 +72,22 @@ def test_read_runs_groups_by_run_and_keeps_token_classes(tmp_path: Path) -> None
     assert runs[0].turns[0].ttft_s == 0.5  # a non-streamed response: ttft is at most its latency
 
 
+def test_read_runs_without_details_skips_bodies_blocks_and_diagnoses(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    body = b'{"model": "claude-sonnet-4-6", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}'
+    w = LedgerWriter(tmp_path / "l.db")
+    w.submit(
+        replace(_row(0), request_body=body, blocks='[["ab", 3, 12, "messages", "text"]]', diagnosis="{}")
+    )
+    w.close()
+    full = read_runs(tmp_path / "l.db")[0].turns[0]
+    light = read_runs(tmp_path / "l.db", details=False)[0].turns[0]
+    assert full.request is not None and full.meta["blocks"] and full.meta["diagnosis"] == {}
+    assert light.request is None and light.meta["blocks"] is None and light.meta["diagnosis"] is None
+    assert light.usage == full.usage and light.started_at == full.started_at
+
+
 def test_read_missing_ledger_says_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="tokenomy serve --db"):
         read_runs(tmp_path / "nope.db")
