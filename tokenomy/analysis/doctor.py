@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections import Counter, OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from tokenomy.analysis._doctor_diff import Change, ChangeKind, describe_change, first_divergence
 from tokenomy.analysis._doctor_evidence import (
@@ -66,18 +66,7 @@ Cause = Literal[
     "compaction",
     "unknown",
 ]
-CAUSES: tuple[Cause, ...] = (
-    "prefix_changed",
-    "model_changed",
-    "params_changed",
-    "ttl_expired",
-    "below_minimum",
-    "lookback_exceeded",
-    "no_breakpoint",
-    "concurrent",
-    "compaction",
-    "unknown",
-)
+CAUSES: tuple[Cause, ...] = get_args(Cause)
 Evidence = Literal["byte_level", "usage_only", "live"]
 
 

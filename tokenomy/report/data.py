@@ -13,7 +13,7 @@ import datetime as dt
 import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from tokenomy.model import Exactness, Run, Turn, Usage
 from tokenomy.pricing import Cost, cost, model_info
@@ -41,7 +41,7 @@ __all__ = [
 ]
 
 GroupBy = Literal["session", "day", "week", "month", "model", "project"]
-GROUPINGS: tuple[GroupBy, ...] = ("session", "day", "week", "month", "model", "project")
+GROUPINGS: tuple[GroupBy, ...] = get_args(GroupBy)
 
 # The four token classes the report speaks of, in the order bars and tables show them.
 TOKEN_CLASSES = ("input", "cache_write", "cache_read", "output")
