@@ -21,11 +21,11 @@ __all__ = ["render_report", "render_run"]
 _CLASS_STYLE = {"input": "magenta", "cache_write": "yellow", "cache_read": "green", "output": "cyan"}
 
 
-def _token_columns() -> list[Column]:
+def _class_columns() -> list[Column]:
+    """Tokens by class, hit rate and cost: the right-hand columns of every report table."""
     return [
         Column(name, justify="right", style=style)
         for name, style in (
-            ("Req", ""),
             ("Input", _CLASS_STYLE["input"]),
             ("Cache\nwrite", _CLASS_STYLE["cache_write"]),
             ("Cache\nread", _CLASS_STYLE["cache_read"]),
@@ -36,9 +36,8 @@ def _token_columns() -> list[Column]:
     ]
 
 
-def _token_cells(t: Tally) -> list[str]:
+def _class_cells(t: Tally) -> list[str]:
     return [
-        fmt.tokens(t.requests),
         fmt.tokens(t.input_tokens),
         fmt.tokens(t.cache_creation_input_tokens),
         fmt.tokens(t.cache_read),
@@ -46,6 +45,14 @@ def _token_cells(t: Tally) -> list[str]:
         fmt.pct(t.cache_hit_rate),
         fmt.cost_of(t),
     ]
+
+
+def _token_columns() -> list[Column]:
+    return [Column("Req", justify="right"), *_class_columns()]
+
+
+def _token_cells(t: Tally) -> list[str]:
+    return [fmt.tokens(t.requests), *_class_cells(t)]
 
 
 def _session_label(data: ReportData, i: int) -> Text:
@@ -194,17 +201,11 @@ def render_run(detail: RunDetail, *, tz: dt.tzinfo | None = None) -> RenderableT
             Column("Gap", justify="right"),
             Column("Model", max_width=16),
             Column("Prompt", justify="right"),
-            Column("Input", justify="right", style=_CLASS_STYLE["input"]),
-            Column("Cache\nwrite", justify="right", style=_CLASS_STYLE["cache_write"]),
-            Column("Cache\nread", justify="right", style=_CLASS_STYLE["cache_read"]),
-            Column("Output", justify="right", style=_CLASS_STYLE["output"]),
-            Column("Hit", justify="right"),
-            Column("Cost", justify="right", style="bold"),
+            *_class_columns(),
         ]
     )
     long_gaps = 0
     for tf in detail.turns:
-        u = tf.usage
         g = fmt.gap(tf.gap_s)
         if tf.gap_s is not None and tf.gap_s > fmt.TTL_5M_S:
             g += "*"
@@ -217,12 +218,7 @@ def render_run(detail: RunDetail, *, tz: dt.tzinfo | None = None) -> RenderableT
             g,
             fmt.short_model(tf.model),
             fmt.tokens(tf.prompt_tokens),
-            fmt.tokens(u.input_tokens),
-            fmt.tokens(u.cache_creation_input_tokens),
-            fmt.tokens(u.cache_read),
-            fmt.tokens(u.output_tokens),
-            fmt.pct(tf.cache_hit_rate),
-            fmt.cost_of(one),
+            *_class_cells(one),
         )
     t = detail.totals
     table.add_section()
@@ -232,12 +228,7 @@ def render_run(detail: RunDetail, *, tz: dt.tzinfo | None = None) -> RenderableT
         "",
         fmt.models_label(t.models),
         fmt.tokens(t.prompt_tokens),
-        fmt.tokens(t.input_tokens),
-        fmt.tokens(t.cache_creation_input_tokens),
-        fmt.tokens(t.cache_read),
-        fmt.tokens(t.output_tokens),
-        fmt.pct(t.cache_hit_rate),
-        fmt.cost_of(t),
+        *_class_cells(t),
         style="bold",
     )
     first = fmt.when(t.first_at, tz)
