@@ -39,56 +39,19 @@ def iter_lines(
     in ``stats.tail`` (unless oversized) so the caller decides whether it is complete JSON or a
     truncated write to re-read later. With ``include_tail`` it is yielded like any other line.
     """
-    fh.seek(start)
-    pos = start  # file offset of buf[0]
-    buf = b""
-    skipping = False  # inside an oversized line: drop bytes until the next newline
-    stats.end_offset = start
-    while True:
-        chunk = fh.read(chunk_bytes)
-        if not chunk:
-            break
-        if skipping:
-            nl = chunk.find(b"\n")
-            if nl < 0:
-                pos += len(chunk)
-                continue
-            skipping = False
-            pos += nl + 1
-            stats.end_offset = pos
-            chunk = chunk[nl + 1 :]
-        data = buf + chunk if buf else chunk
-        last = data.rfind(b"\n")
-        if last < 0:
-            buf = data
-        else:
-            begin = 0
-            for line in data[:last].split(b"\n"):
-                off = pos + begin
-                begin += len(line) + 1
-                if len(line) > max_line_bytes:
-                    stats.oversized += 1
-                    continue
-                if line.strip():
-                    yield off, line
-            pos += last + 1
-            stats.end_offset = pos
-            buf = data[last + 1 :]
-        if len(buf) > max_line_bytes:
-            stats.oversized += 1
-            pos += len(buf)
-            buf = b""
-            skipping = True
-    if skipping:
-        # the oversized line ran to EOF without a newline: it is consumed (and counted) for good
-        stats.end_offset = pos
-    elif buf.strip() and include_tail:
-        stats.end_offset = pos + len(buf)
-        yield pos, buf
-    elif buf.strip():
-        stats.tail = buf
-    else:
-        stats.end_offset = pos + len(buf)
+    for base, block in iter_blocks(
+        fh, start=start, max_line_bytes=max_line_bytes, chunk_bytes=chunk_bytes, stats=stats
+    ):
+        at = base
+        for line in block[:-1].split(b"\n"):  # a block ends with its last line's newline
+            if line.strip():
+                yield at, line
+            at += len(line) + 1
+    if include_tail and stats.tail:
+        tail, stats.tail = stats.tail, b""
+        at = stats.end_offset
+        stats.end_offset = at + len(tail)
+        yield at, tail
 
 
 def read_head(path: str, limit: int = 1024 * 1024) -> bytes:
