@@ -104,15 +104,20 @@ def test_fingerprint_follows_stats_and_refuses_what_it_cannot_trust(tree: Path, 
 
 
 def test_memo_keeps_a_bounded_number_of_reports(tmp_path: Path) -> None:
-    memo = ReportMemo(tmp_path / "ledger.db")
+    db = tmp_path / "ledger.db"
+    for i in range(KEEP + 5):
+        entry = ReportMemo(db, memo_key([("i", i)]), b"fp")
+        entry.put(f"out {i}")
+        entry.close()
+    memo = ReportMemo(db, memo_key([("i", KEEP + 4)]), b"fp")
+    other = ReportMemo(db, memo_key([("i", KEEP + 4)]), b"other")
     try:
-        for i in range(KEEP + 5):
-            memo.put(memo_key([("i", i)]), b"fp", f"out {i}")
         assert memo.conn.execute("SELECT COUNT(*) FROM report_memo").fetchone()[0] == KEEP
-        assert memo.get(memo_key([("i", KEEP + 4)]), b"fp") == f"out {KEEP + 4}"
-        assert memo.get(memo_key([("i", KEEP + 4)]), b"other") is None
+        assert memo.get() == f"out {KEEP + 4}"
+        assert other.get() is None
     finally:
         memo.close()
+        other.close()
 
 
 @pytest.fixture

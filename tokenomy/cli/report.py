@@ -16,11 +16,14 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from tokenomy.errors import InputError, UserError
+
+if TYPE_CHECKING:
+    from tokenomy.report.memo import ReportMemo
 
 SOURCES = ("auto", "claude_code", "request_log", "openhands", "ledger")
 _DATE_FORMATS = ("%Y-%m-%d", "%Y%m%d")
@@ -195,64 +198,66 @@ def report(
     """
     if db is not None and not paths:
         paths = (db,)
+    if since and until and since > until:
+        raise click.BadParameter(f"--since {since} is after --until {until}", param_hint="--since")
+    o = _Options(paths, by, since, until, run_id, as_json, source, html_file, no_index, db)
     import gc
 
     # a short-lived command that builds many small objects and frees few cycles: the cyclic
     # collector would only rescan them
     gc_was_enabled = gc.isenabled()
     gc.disable()
+    memo = _open_memo(o)
     try:
-        _report(paths, by, since, until, run_id, as_json, source, html_file, no_index, db)
+        memoised = memo.get() if memo is not None else None
+        if memoised is not None:
+            click.echo(memoised)
+        else:
+            _compute(o, memo)
     finally:
+        if memo is not None:
+            memo.close()
         if gc_was_enabled:
             gc.enable()
 
 
-def _report(
-    paths: tuple[str, ...],
-    by: str,
-    since: dt.date | None,
-    until: dt.date | None,
-    run_id: str | None,
-    as_json: bool,
-    source: str,
-    html_file: str | None,
-    no_index: bool,
-    db: str | None,
-) -> None:
-    if since and until and since > until:
-        raise click.BadParameter(f"--since {since} is after --until {until}", param_hint="--since")
-    memo = (
-        _Memo.open(paths, by, since, until, run_id, source, db)
-        if as_json and not (html_file or no_index)
-        else None
-    )
-    if memo is None:
-        _compute(paths, by, since, until, run_id, as_json, source, html_file, no_index, db, None)
-        return
-    try:
-        memoised = memo.get()
-        if memoised is not None:
-            click.echo(memoised)
-            return
-        _compute(paths, by, since, until, run_id, as_json, source, html_file, no_index, db, memo)
-    finally:
-        memo.close()
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Options:
+    paths: tuple[str, ...]
+    by: str
+    since: dt.date | None
+    until: dt.date | None
+    run_id: str | None
+    as_json: bool
+    source: str
+    html_file: str | None
+    no_index: bool
+    db: str | None
 
 
-def _compute(
-    paths: tuple[str, ...],
-    by: str,
-    since: dt.date | None,
-    until: dt.date | None,
-    run_id: str | None,
-    as_json: bool,
-    source: str,
-    html_file: str | None,
-    no_index: bool,
-    db: str | None,
-    memo: _Memo | None,
-) -> None:
+def _open_memo(o: _Options) -> ReportMemo | None:
+    """The memo entry of this report (``tokenomy.report.memo``): JSON reports that use the index
+    only; ``None`` when there is nothing to trust."""
+    if not o.as_json or o.html_file is not None or o.no_index:
+        return None
+    from tokenomy.files import default_claude_dirs
+    from tokenomy.report.memo import ReportMemo
+
+    roots = list(o.paths) or [str(d) for d in default_claude_dirs() if d.is_dir()]
+    if not roots:
+        return None
+    options = {
+        "typed": o.paths,  # notes name a folder as it was typed
+        "by": o.by,
+        "since": o.since,
+        "until": o.until,
+        "run": o.run_id,
+        "source": o.source,
+    }
+    return ReportMemo.open(roots, options, o.db)
+
+
+def _compute(o: _Options, memo: ReportMemo | None) -> None:
     import logging
 
     from tokenomy import pricing
@@ -263,46 +268,54 @@ def _compute(
     pricing.clear_pricing_notes()
     # a table or JSON only adds up: Claude Code runs come as per-file sums (no turns to build);
     # one run turn by turn, or the page's per-turn charts, need the turns
-    summed = run_id is None and html_file is None
+    summed = o.run_id is None and o.html_file is None
     loaded = _load(
-        paths, source=source, since=since, until=until, db=db, use_index=not no_index, summed=summed
+        o.paths,
+        source=o.source,
+        since=o.since,
+        until=o.until,
+        db=o.db,
+        use_index=not o.no_index,
+        summed=summed,
     )
-    if summed and not can_sum(loaded.sums, since, until):
+    if summed and not can_sum(loaded.sums, o.since, o.until):
         summed = False
-        loaded = _load(paths, source=source, since=since, until=until, db=db, use_index=not no_index)
+        loaded = _load(
+            o.paths, source=o.source, since=o.since, until=o.until, db=o.db, use_index=not o.no_index
+        )
     runs = list(loaded.runs)
     common: dict[str, Any] = {
-        "since": since,
-        "until": until,
+        "since": o.since,
+        "until": o.until,
         "skipped_lines": loaded.skipped_lines,
         "files": loaded.files,
         "notes": loaded.notes,
     }
     detail = None
-    if run_id is not None:
-        run = rd.find_run(runs, run_id)
+    if o.run_id is not None:
+        run = rd.find_run(runs, o.run_id)
         if run is None:
-            needle = run_id.lstrip("…")
+            needle = o.run_id.lstrip("…")
             n = sum(1 for r in runs if r.run_id.startswith(needle) or r.run_id.endswith(needle))
-            what = f"{n} runs match {run_id!r}; give more of the id" if n else f"no run {run_id!r}"
+            what = f"{n} runs match {o.run_id!r}; give more of the id" if n else f"no run {o.run_id!r}"
             raise UserError(f"{what} among the {len(runs):,} runs read; `tokenomy report` lists their ids")
         detail = rd.build_run_detail(run)
     if summed:
-        data = rd.build_report(runs, by=by, sums=loaded.sums, **common)  # type: ignore[arg-type]
+        data = rd.build_report(runs, by=o.by, sums=loaded.sums, **common)  # type: ignore[arg-type]
     else:
-        data = rd.build_report(runs, by=by, sources=loaded.sources, **common)  # type: ignore[arg-type]
+        data = rd.build_report(runs, by=o.by, sources=loaded.sources, **common)  # type: ignore[arg-type]
     page = None
-    if html_file is not None:
-        page = rd.build_page(runs, run_id=run_id, generated_at=time.time(), **common)
+    if o.html_file is not None:
+        page = rd.build_page(runs, run_id=o.run_id, generated_at=time.time(), **common)
     notes = tuple(pricing.pricing_notes())
     data = dataclasses.replace(data, pricing_notes=notes)
     if page is not None:
         _write_html(
-            html_file,
+            o.html_file,
             dataclasses.replace(page, sessions=dataclasses.replace(page.sessions, pricing_notes=notes)),
-            run_id,
+            o.run_id,
         )
-    if as_json:
+    if o.as_json:
         out = rd.run_detail_json(detail) if detail is not None else rd.report_json(data)
         if detail is not None:
             out["pricing_notes"] = list(notes)
@@ -312,69 +325,8 @@ def _compute(
             memo.put(text)
     else:
         _print(data, detail)
-    if html_file is not None:
-        click.echo(f"wrote {html_file}", err=True)
-
-
-class _Memo:
-    """``tokenomy.report.memo`` for one invocation; any trouble with it only means computing."""
-
-    def __init__(self, memo: Any, key: bytes, fingerprint: bytes) -> None:
-        self.memo, self.key, self.fingerprint = memo, key, fingerprint
-
-    @classmethod
-    def open(
-        cls,
-        paths: tuple[str, ...],
-        by: str,
-        since: dt.date | None,
-        until: dt.date | None,
-        run_id: str | None,
-        source: str,
-        db: str | None,
-    ) -> _Memo | None:
-        from tokenomy.files import default_claude_dirs
-        from tokenomy.report.memo import ReportMemo, memo_key, tree_fingerprint
-
-        roots = [str(p) for p in paths] if paths else [str(d) for d in default_claude_dirs() if d.is_dir()]
-        if not roots:
-            return None
-        fingerprint = tree_fingerprint(roots)
-        if fingerprint is None:
-            return None
-        roots_abs = tuple(os.path.abspath(os.path.expanduser(r)) for r in roots)
-        options = {
-            "roots": roots_abs,
-            "typed": paths,  # notes name a folder as it was typed
-            "by": by,
-            "since": since,
-            "until": until,
-            "run": run_id,
-            "source": source,
-        }
-        try:
-            return cls(ReportMemo(db), memo_key(options.items()), fingerprint)
-        except Exception:  # the memo only saves time: any trouble with it means computing
-            return None
-
-    def get(self) -> str | None:
-        try:
-            out: str | None = self.memo.get(self.key, self.fingerprint)
-        except Exception:
-            return None
-        return out
-
-    def put(self, text: str) -> None:
-        try:
-            self.memo.put(self.key, self.fingerprint, text)
-        except Exception:
-            pass  # a busy or read-only ledger: the next report computes again
-
-    def close(self) -> None:
-        try:
-            self.memo.close()
-        except Exception:
-            pass
+    if o.html_file is not None:
+        click.echo(f"wrote {o.html_file}", err=True)
 
 
 def _dumps(obj: dict[str, Any]) -> str:

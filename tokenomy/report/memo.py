@@ -13,12 +13,13 @@ Scripts that poll the JSON (status lines, cron jobs, dashboards) are the ones th
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import sqlite3
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from tokenomy.files import walk_jsonl
@@ -107,28 +108,52 @@ def tree_fingerprint(roots: Sequence[str | Path]) -> bytes | None:
 
 
 class ReportMemo:
-    """Memoised report outputs in the ledger; every failure to use it just means computing."""
+    """One report's memo entry (its key and the tree's fingerprint) in the ledger. Every failure
+    to use it only means the report is computed: ``get`` answers ``None``, ``put`` does nothing."""
 
-    def __init__(self, db: str | Path | None = None) -> None:
+    def __init__(self, db: str | Path | None, key: bytes, fingerprint: bytes) -> None:
         # a ledger locked by a busy gateway is waited for briefly: the output is printed already
         self.conn = connect(db, timeout=2.0)
         migrate(self.conn, MIGRATIONS)
+        self.key, self.fingerprint = key, fingerprint
 
-    def get(self, key: bytes, fingerprint: bytes) -> str | None:
-        row = self.conn.execute(
-            "SELECT output FROM report_memo WHERE key = ? AND fingerprint = ?", (key, fingerprint)
-        ).fetchone()
-        if row is None:
+    @classmethod
+    def open(
+        cls, roots: Sequence[str], options: Mapping[str, object], db: str | Path | None
+    ) -> ReportMemo | None:
+        """The entry of a report over ``roots`` with ``options``; ``None`` when the tree cannot be
+        trusted (see ``tree_fingerprint``) or the ledger cannot be opened."""
+        fingerprint = tree_fingerprint(roots)
+        if fingerprint is None:
             return None
-        out = row[0]
-        return out if isinstance(out, str) else bytes(out).decode("utf-8")
+        roots_abs = tuple(os.path.abspath(os.path.expanduser(r)) for r in roots)
+        try:
+            return cls(db, memo_key([*options.items(), ("roots", roots_abs)]), fingerprint)
+        except Exception:
+            return None
 
-    def put(self, key: bytes, fingerprint: bytes, output: str) -> None:
-        self.conn.execute("BEGIN IMMEDIATE")
+    def get(self) -> str | None:
+        try:
+            row = self.conn.execute(
+                "SELECT output FROM report_memo WHERE key = ? AND fingerprint = ?",
+                (self.key, self.fingerprint),
+            ).fetchone()
+            if row is None:
+                return None
+            out = row[0]
+            return out if isinstance(out, str) else bytes(out).decode("utf-8")
+        except Exception:  # a damaged or foreign row
+            return None
+
+    def put(self, output: str) -> None:
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except Exception:  # busy or read-only: the next report computes again
+            return
         try:
             self.conn.execute(
                 "INSERT OR REPLACE INTO report_memo (key, fingerprint, output, saved_at) VALUES (?, ?, ?, ?)",
-                (key, fingerprint, output.encode("utf-8"), time.time()),
+                (self.key, self.fingerprint, output.encode("utf-8"), time.time()),
             )
             self.conn.execute(
                 "DELETE FROM report_memo WHERE key NOT IN "
@@ -136,9 +161,12 @@ class ReportMemo:
                 (KEEP,),
             )
             self.conn.execute("COMMIT")
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
+        except BaseException as e:
+            with contextlib.suppress(Exception):
+                self.conn.execute("ROLLBACK")
+            if not isinstance(e, Exception):  # interrupted: still stop
+                raise
 
     def close(self) -> None:
-        self.conn.close()
+        with contextlib.suppress(Exception):
+            self.conn.close()
