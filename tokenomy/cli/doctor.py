@@ -11,7 +11,6 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -29,23 +28,17 @@ TOP_MISSES = 10
 
 
 def _load(paths: Sequence[str], source: str) -> tuple[list[Run], list[str]]:
-    from tokenomy.sources import default_claude_dirs, load_runs
+    from tokenomy.sources import load_runs
 
-    targets: list[str | Path] = list(paths)
-    if not targets:
-        targets = [d for d in default_claude_dirs() if d.is_dir()]
-        if not targets:
-            raise InputError(
-                "no Claude Code history found (looked in $CLAUDE_CONFIG_DIR/projects and ~/.claude/projects); "
-                "pass the logs to read, e.g. `tokenomy doctor ~/logs/requests.jsonl`"
-            )
-    try:
+    from ._logs import log_targets, reading_logs
+
+    targets = log_targets(paths, "doctor")
+    with reading_logs(
+        index="$TOKENOMY_HOME/ledger.db",
+        index_hint="set TOKENOMY_HOME to a writable folder",
+        memory_hint="diagnose a smaller folder, or one session file",
+    ):
         result = load_runs(targets, source=source, with_requests=True)
-    except OSError as e:
-        where = f" ({e.filename})" if getattr(e, "filename", None) else ""
-        raise InputError(
-            f"cannot read the logs{where}: {e.strerror or e}; check the path and its permissions"
-        ) from e
     return list(result.runs), list(result.notes)
 
 

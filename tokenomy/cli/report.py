@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import os
-import sqlite3
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -20,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from tokenomy.errors import InputError, UserError
+from tokenomy.errors import UserError
 
 if TYPE_CHECKING:
     from tokenomy.report.memo import ReportMemo
@@ -92,54 +91,32 @@ def _load(
 ) -> Any:
     """``load_runs`` (or, when ``summed``, ``load_summaries``) with every failure as one line."""
     from tokenomy.report.data import date_bounds
-    from tokenomy.sources import default_claude_dirs, load_runs, load_summaries
+    from tokenomy.sources import load_runs, load_summaries
 
-    targets: list[str | Path] = list(paths)
-    if not targets:
-        targets = [d for d in default_claude_dirs() if d.is_dir()]
-        if not targets:
-            raise InputError(
-                "no Claude Code history found (looked in $CLAUDE_CONFIG_DIR/projects and ~/.claude/projects); "
-                "pass the logs to read, e.g. `tokenomy report ~/logs/requests.jsonl`"
-            )
+    from ._logs import log_targets, reading_logs
+
+    targets = log_targets(paths, "report")
     lo, hi = date_bounds(since, until)
-    with _progress(sys.stderr.isatty()) as progress:
-        try:
-            if summed:
-                return load_summaries(
-                    targets, source=source, progress=progress, index_db=db, use_index=use_index
-                )
-            return load_runs(
-                targets,
-                source=source,
-                since=dt.datetime.fromtimestamp(lo, dt.UTC) if lo is not None else None,
-                until=dt.datetime.fromtimestamp(hi, dt.UTC) if hi is not None else None,
-                progress=progress,
-                index_db=db,
-                use_index=use_index,
-                with_requests=False,
-            )
-        except OSError as e:
-            where = f" ({e.filename})" if getattr(e, "filename", None) else ""
-            raise InputError(
-                f"cannot read the logs{where}: {e.strerror or e}; check the path and its permissions"
-            ) from e
-        except sqlite3.Error as e:
-            where = db or "$TOKENOMY_HOME/ledger.db"
-            raise InputError(
-                f"cannot use the index database {where}: {e}; pass --db with a writable file, or --no-index"
-            ) from e
-        except MemoryError as e:
-            raise InputError(
-                "ran out of memory reading the logs; report a smaller folder or a shorter --since window"
-            ) from e
-        except UserError:
-            raise
-        except Exception as e:  # input the sources did not foresee: one line, the traceback under --debug
-            raise InputError(
-                f"could not read the logs ({type(e).__name__}: {e}); "
-                "rerun with --debug for the traceback and report it with the file that caused it"
-            ) from e
+    with (
+        _progress(sys.stderr.isatty()) as progress,
+        reading_logs(
+            index=db or "$TOKENOMY_HOME/ledger.db",
+            index_hint="pass --db with a writable file, or --no-index",
+            memory_hint="report a smaller folder or a shorter --since window",
+        ),
+    ):
+        if summed:
+            return load_summaries(targets, source=source, progress=progress, index_db=db, use_index=use_index)
+        return load_runs(
+            targets,
+            source=source,
+            since=dt.datetime.fromtimestamp(lo, dt.UTC) if lo is not None else None,
+            until=dt.datetime.fromtimestamp(hi, dt.UTC) if hi is not None else None,
+            progress=progress,
+            index_db=db,
+            use_index=use_index,
+            with_requests=False,
+        )
 
 
 @click.command("report")

@@ -146,7 +146,14 @@ def simulate(
     else:
         from tokenomy.sources import load_runs
 
-        loaded = load_runs(list(paths) if paths else [], with_requests=True)
+        from ._logs import log_targets, reading_logs
+
+        with reading_logs(
+            index="$TOKENOMY_HOME/ledger.db",
+            index_hint="set TOKENOMY_HOME to a writable folder",
+            memory_hint="simulate a smaller folder, or one session file",
+        ):
+            loaded = load_runs(log_targets(paths, "simulate"), with_requests=True)
         runs, notes = loaded.runs, loaded.notes
     if not runs:
         raise UserError("no runs to simulate: pass log files or folders, or --synthetic SHAPE")
