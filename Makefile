@@ -6,7 +6,8 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install demo test lint typecheck pytest format bench clean browser
 
-$(STAMP): pyproject.toml
+# the editable install also compiles the C line sift (tokenomy/sources/_csift.c) in place
+$(STAMP): pyproject.toml setup.py tokenomy/sources/_csift.c
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
@@ -52,4 +53,4 @@ bench: $(STAMP)
 	@echo "Each benchmark runs on its own; see docs/benchmarks.md"
 
 clean:
-	rm -rf $(VENV) build *.egg-info .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) build *.egg-info .mypy_cache .pytest_cache .ruff_cache tokenomy/sources/_csift*.so

@@ -53,6 +53,8 @@ def _progress(enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
     from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
+    # redrawn on each update rather than by rich's refresh thread: with no other thread running,
+    # the scan can fork its workers instead of spawning them (an interpreter start each)
     progress = Progress(
         TextColumn("scanning"),
         BarColumn(),
@@ -60,11 +62,18 @@ def _progress(enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
         TimeRemainingColumn(),
         console=Console(stderr=True),
         transient=True,
+        auto_refresh=False,
     )
     task = progress.add_task("scan", total=None)
+    last = 0.0
 
     def update(done: int, total: int) -> None:
-        progress.update(task, completed=done, total=total)
+        nonlocal last
+        now = time.monotonic()
+        redraw = now - last >= 0.1 or done >= total  # a file at a time would redraw too often
+        if redraw:
+            last = now
+        progress.update(task, completed=done, total=total, refresh=redraw)
 
     with progress:
         yield update

@@ -137,11 +137,14 @@ def _unrecognised_dir(path: Path, n: int) -> str:
     )
 
 
+_UTF8 = codecs.getincrementaldecoder("utf-8")  # looked up once: the lookup costs more than the check
+
+
 def _is_binary(raw: bytes) -> bool:
     if b"\x00" in raw:
         return True
     try:
-        codecs.getincrementaldecoder("utf-8")().decode(raw, final=False)
+        _UTF8().decode(raw, final=False)  # a character cut at the end of the window is no error
     except UnicodeDecodeError:
         return True
     return False

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,8 +20,6 @@ from tokenomy.sources._lines import MAX_LINE_BYTES
 from tokenomy.sources._summary import PARSER_VERSION, SUMMARY_DECODER, FileSummary
 
 if TYPE_CHECKING:
-    import multiprocessing.context
-
     from tokenomy.sources.claude_code import FileState
 
 # The transcript decoder (claude_code), the process pool and multiprocessing load only when a file
@@ -191,14 +189,12 @@ def _fresh(path: str, size: int, mtime: int, with_requests: bool) -> bytes:
     return STATE_ENCODER.encode(new_state(path, size, mtime, with_requests))
 
 
-def _pool_context() -> multiprocessing.context.BaseContext:
-    import multiprocessing
+def _can_fork() -> bool:
+    """Fork is cheap, but unsafe once other threads exist (a lock held by one stays held in the
+    child); then workers are spawned, which costs each an interpreter start."""
     import threading
 
-    # fork is cheap, but unsafe once other threads exist; spawn is the safe fallback
-    if "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1:
-        return multiprocessing.get_context("fork")
-    return multiprocessing.get_context("spawn")
+    return hasattr(os, "fork") and threading.active_count() == 1
 
 
 def _scan_parallel(
@@ -208,9 +204,8 @@ def _scan_parallel(
     tick: Callable[[int], None],
     sink: _Sink,
 ) -> None:
-    """Scan on ``workers`` processes: biggest files first, in batches of about ``BATCH_BYTES``."""
-    from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-
+    """Scan on ``workers`` processes: biggest files first, in batches of about ``BATCH_BYTES``.
+    Each batch's results are stored as it arrives, while the other batches are still being read."""
     order = sorted(todo, key=lambda jn: jn[1], reverse=True)
     batches: list[list[tuple[Job, int]]] = []
     cur: list[tuple[Job, int]] = []
@@ -223,18 +218,31 @@ def _scan_parallel(
             cur, cur_bytes = [], 0
     if cur:
         batches.append(cur)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context()) as pool:
-        pending: dict[Future[list[Done]], list[tuple[Job, int]]] = {}
-        for b in batches:
-            fut = pool.submit(scan_job, [(job, max_line_bytes) for job, _ in b])
-            pending[fut] = b
+    work = [[(job, max_line_bytes) for job, _ in b] for b in batches]
+    for i, done in _run(work, workers):
+        b = batches[i]
+        sink.add(zip((job for job, _ in b), done, strict=True))
+        tick(sum(n for _, n in b))
+
+
+def _run(work: list[list[tuple[Job, int]]], workers: int) -> Iterator[tuple[int, list[Done]]]:
+    """``(i, scan_job(work[i]))`` as workers finish them: forked (``_forked``) where that is safe,
+    else on a pool of spawned processes."""
+    if _can_fork():
+        from tokenomy.sources._forked import fork_map
+
+        for i, done in fork_map(scan_job, work, workers):
+            yield i, [None if d is None else (d[0], d[1], d[2]) for d in done]
+        return
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        pending: dict[Future[list[Done]], int] = {pool.submit(scan_job, w): i for i, w in enumerate(work)}
         while pending:
             finished, _ = wait(pending, return_when=FIRST_COMPLETED)
             for fut in finished:
-                b = pending.pop(fut)
-                # stored while the other batches are still being read: off the critical path
-                sink.add(zip((job for job, _ in b), fut.result(), strict=True))
-                tick(sum(n for _, n in b))
+                yield pending.pop(fut), fut.result()
 
 
 class _Sink:

@@ -46,7 +46,7 @@ __all__ = [
 ]
 
 SOURCE = "claude_code"
-PARSER_VERSION = 5  # bump when FileState's or FileSummary's meaning changes: stored files are re-scanned
+PARSER_VERSION = 6  # bump when FileState's or FileSummary's meaning changes: stored files are re-scanned
 LONG_CONTEXT_SPLIT = 200_000  # prompt tokens above which long-context rates apply (every model today)
 SLOT_S = 900  # 15 minutes
 
@@ -109,21 +109,27 @@ def summarize(st: FileState) -> FileSummary:
     ident = run_identity(st.path, st.session_id, st.cwd)
     session_file = ident.kind == "session"
     aggs: dict[tuple[bool, str, str, str | None, bool, int | None], Agg] = {}
-    keys = bytearray()
     blake2b = hashlib.blake2b
-    for r in st.resps:
-        keys += blake2b(r.key.encode(), digest_size=8).digest()
+    resps = st.resps
+    keys = b"".join([blake2b(r.key.encode(), digest_size=8).digest() for r in resps])
+    tiers = _TIERS
+    for r in resps:
         prompt = r.input_tokens + r.cache_write_5m + r.cache_write_1h + r.cache_read
         at = r.started_at
-        slot = int(at // SLOT_S) if at is not None else None
-        side = r.sidechain and session_file
-        tier = service_tier(r)
-        k = (side, r.model, tier, r.inference_geo, prompt > LONG_CONTEXT_SPLIT, slot)
+        tier = r.service_tier if r.service_tier in tiers else "standard"  # as service_tier()
+        k = (
+            r.sidechain and session_file,
+            r.model,
+            tier,
+            r.inference_geo,
+            prompt > LONG_CONTEXT_SPLIT,
+            int(at // SLOT_S) if at is not None else None,
+        )
         a = aggs.get(k)
         if a is None:
-            a = aggs[k] = Agg(side, r.model, tier, r.inference_geo, k[4], slot)
+            a = aggs[k] = Agg(*k)
         a.n += 1
-        if not is_exact(r):
+        if not (r.final or r.output_tokens > r.first_output):  # as is_exact()
             a.lower += 1
         if prompt + r.output_tokens == 0 and not r.web_search:
             a.zero += 1
@@ -134,9 +140,12 @@ def summarize(st: FileState) -> FileSummary:
         a.output_tokens += r.output_tokens
         a.web_search += r.web_search
         if at is not None:
-            if a.first_at is None or at < a.first_at:
+            first = a.first_at
+            if first is None:
+                a.first_at = a.last_at = at
+            elif at < first:
                 a.first_at = at
-            if a.last_at is None or at > a.last_at:
+            elif at > a.last_at:  # type: ignore[operator]  # set with first_at
                 a.last_at = at
     return FileSummary(
         path=st.path,
@@ -158,7 +167,7 @@ def summarize(st: FileState) -> FileSummary:
         responses=len(st.resps),
         coarse=_coarse(aggs.values()),
         fine=_AGGS_ENCODER.encode(list(aggs.values())),
-        keys=bytes(keys),
+        keys=keys,
     )
 
 
@@ -211,8 +220,11 @@ def is_exact(r: Resp) -> bool:
     return r.final or r.output_tokens > r.first_output
 
 
+_TIERS = frozenset(("standard", "batch", "priority"))
+
+
 def service_tier(r: Resp) -> str:
-    return r.service_tier if r.service_tier in ("standard", "batch", "priority") else "standard"
+    return r.service_tier if r.service_tier in _TIERS else "standard"
 
 
 def _file_kind(path: str) -> tuple[RunKind, str | None]:

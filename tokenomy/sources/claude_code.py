@@ -32,6 +32,7 @@ import msgspec
 
 from tokenomy.model import Exactness, Run, Turn, Usage
 from tokenomy.sources._lines import MAX_LINE_BYTES, LineStats, iter_blocks, iter_lines
+from tokenomy.sources._sift import sift
 from tokenomy.sources._summary import PARSER_VERSION, is_exact, run_identity, run_meta, service_tier
 from tokenomy.tokens import (
     BLOCK_OVERHEAD,
@@ -235,9 +236,10 @@ def new_state(path: str, size: int, mtime_ns: int, with_visible: bool) -> FileSt
 def scan_file(state: FileState, *, max_line_bytes: int = MAX_LINE_BYTES) -> FileState:
     """Read ``state.path`` from ``state.offset`` to EOF and fold every line into ``state``.
 
-    Lines are decoded a block at a time (``decode_lines``: one C call per few megabytes); a block
-    holding a line that does not decode is decoded again line by line, so each bad line is
-    counted and skipped on its own. A line is taken whole or not at all (one holding two objects
+    Lines are sifted (``_sift``: progress lines dropped, user lines cut to their prefix unless
+    their content is wanted) and decoded a block at a time (``decode_lines``: one C call per few
+    megabytes); a block holding a line that does not decode is decoded again line by line, whole,
+    so each bad line is counted and skipped on its own. A line is taken whole or not at all (one holding two objects
     back to back, two writes that lost their newline, yields both). A complete JSON object on an
     unterminated last line is taken; an unterminated line that does not decode is counted as
     skipped for now and not consumed, so a re-run re-reads it once the writer has finished it.
@@ -252,26 +254,26 @@ def scan_file(state: FileState, *, max_line_bytes: int = MAX_LINE_BYTES) -> File
     with open(st.path, "rb") as fh:
         for base, block in iter_blocks(fh, start=st.offset, max_line_bytes=max_line_bytes, stats=stats):
             values: list[_Line] | None
+            sifted, dropped = sift(block, with_visible)
             try:
-                values = cast("list[_Line]", decoder.decode_lines(block))
+                values = cast("list[_Line]", decoder.decode_lines(sifted))
             except (msgspec.DecodeError, UnicodeDecodeError):
                 values = None
             if values is not None:
                 pos.block, pos.base = block, base
-                _fold_block(st, values, keys, pos, with_visible)
-                st.lines += len(values)
+                _fold_lines(st, values, keys, pos, with_visible)
+                st.lines += len(values) + dropped
                 continue
             for off, raw in iter_lines(io.BytesIO(block), max_line_bytes=max_line_bytes, stats=LineStats()):
                 _fold_raw(st, decoder, raw, keys, pos.at(base + off), with_visible)
         if stats.tail:
             try:
-                tail = decoder.decode_lines(stats.tail)
+                tail = cast("list[_Line]", decoder.decode_lines(stats.tail))
             except (msgspec.DecodeError, UnicodeDecodeError):
                 st.tail_skipped = 1
             else:
                 st.lines += len(tail)
-                for line in tail:
-                    _fold(st, line, keys, pos.at(stats.end_offset), with_visible)
+                _fold_lines(st, tail, keys, pos.at(stats.end_offset), with_visible)
                 stats.end_offset += len(stats.tail)
         st.skipped += stats.oversized
         st.offset = stats.end_offset
@@ -296,7 +298,7 @@ class _Pos:
         self.block = b""
         self.base = 0
         self.index = 0
-        self.offset = 0  # the exact offset, when block is empty; else the index-th line of block
+        self.offset = 0  # the exact offset, when block is empty; else the index-th value of block
 
     def at(self, offset: int) -> _Pos:
         self.offset = offset
@@ -316,31 +318,45 @@ def _fold_raw(
         st.skipped += 1
         return
     st.lines += len(lines)
-    for line in lines:
-        _fold(st, line, keys, pos, vis)
+    _fold_lines(st, lines, keys, pos, vis)
 
 
-def _fold(st: FileState, line: _Line, keys: dict[str, int], pos: _Pos, with_visible: bool) -> None:
-    """Apply one decoded line to the file state (the line-by-line path)."""
-    if line.type == "progress":
-        return  # hook and tool progress: not API traffic, and the busiest line type
-    _fold_meta(st, (line,))
-    if line.type == "assistant":
-        _fold_assistant(st, line, keys, pos, with_visible)
-    else:
-        _fold_other(st, line, with_visible)
-
-
-def _fold_block(
+def _fold_lines(
     st: FileState, lines: list[_Line], keys: dict[str, int], pos: _Pos, with_visible: bool
 ) -> None:
-    """Apply a block of decoded lines (the hot path: one cheap test for most lines)."""
+    """Apply decoded lines to the file state, in order.
+
+    The hot loop of a scan: one test for most lines, and for an assistant line that repeats a
+    response already seen (most do: one per content block) a lookup and two comparisons.
+    """
     _fold_meta(st, lines)
+    resps = st.resps
     for i, line in enumerate(lines):
         kind = line.type
         if kind == "assistant":
-            pos.index = i
-            _fold_assistant(st, line, keys, pos, with_visible)
+            msg = line.message
+            if msg is None:
+                continue
+            usage = msg.usage
+            if msg.model == "<synthetic>":
+                st.synthetic += 1
+            elif usage is not None:
+                pos.index = i
+                key = _key(msg.id, line.requestId, st.path, pos)
+                idx = keys.get(key)
+                if idx is None:
+                    keys[key] = len(resps)
+                    resps.append(_new_resp(st, key, line, msg, usage, bool(line.isSidechain), with_visible))
+                    st.pending_compact = False
+                else:
+                    r = resps[idx]
+                    out = usage.output_tokens or 0
+                    if out > r.output_tokens:
+                        r.output_tokens = out
+                    if msg.stop_reason is not None:
+                        r.final = True
+            if with_visible and not line.isVisibleInTranscriptOnly:
+                _add_visible(st, line, bool(line.isSidechain))
         elif kind == "system" or kind == "summary" or (kind == "user" and with_visible):
             _fold_other(st, line, with_visible)
 
@@ -375,32 +391,6 @@ def _fold_other(st: FileState, line: _Line, with_visible: bool) -> None:
                 st.running_visible = 0
     elif kind == "summary" and line.summary:
         st.title = line.summary
-
-
-def _fold_assistant(st: FileState, line: _Line, keys: dict[str, int], pos: _Pos, with_visible: bool) -> None:
-    msg = line.message
-    if msg is None:
-        return
-    usage = msg.usage
-    side = bool(line.isSidechain)
-    if msg.model == "<synthetic>":
-        st.synthetic += 1
-    elif usage is not None:
-        key = _key(msg.id, line.requestId, st.path, pos)
-        idx = keys.get(key)
-        if idx is None:
-            keys[key] = len(st.resps)
-            st.resps.append(_new_resp(st, key, line, msg, usage, side, with_visible))
-            st.pending_compact = False
-        else:
-            r = st.resps[idx]
-            out = usage.output_tokens or 0
-            if out > r.output_tokens:
-                r.output_tokens = out
-            if msg.stop_reason is not None:
-                r.final = True
-    if with_visible and not line.isVisibleInTranscriptOnly:
-        _add_visible(st, line, side)
 
 
 def _key(message_id: str | None, request_id: str | None, path: str, pos: _Pos) -> str:
