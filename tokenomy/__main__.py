@@ -1,5 +1,5 @@
 """python -m tokenomy"""
 
-from tokenomy.cli import main
+from tokenomy.cli import run
 
-main()
+run()

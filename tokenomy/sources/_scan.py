@@ -11,7 +11,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import msgspec
 
@@ -28,7 +28,17 @@ if TYPE_CHECKING:
 PARALLEL_MIN_BYTES = 24 * 1024 * 1024  # below this a process pool costs more than it saves
 BATCH_BYTES = 16 * 1024 * 1024  # work handed to a worker at a time: small enough to balance cores
 
-Job = tuple[str, bytes, int, int]  # path, encoded state to resume, size, mtime_ns
+
+class Job(NamedTuple):
+    """A file to scan: from ``state`` (an encoded ``FileState``), or from its start when None."""
+
+    path: str
+    state: bytes | None
+    size: int
+    mtime_ns: int
+    with_visible: bool  # for a state started here: estimate the visible tokens of each request
+
+
 Done = tuple[int, bytes, bytes] | None  # offset, encoded state, encoded summary; None: file gone
 
 
@@ -77,8 +87,8 @@ class Scanned:
                     st = os.stat(p)
                 except OSError:
                     continue
-                fresh = _fresh(p, st.st_size, st.st_mtime_ns, self.with_requests)
-                done = scan_job([((p, fresh, st.st_size, st.st_mtime_ns), MAX_LINE_BYTES)])[0]
+                job = Job(p, None, st.st_size, st.st_mtime_ns, self.with_requests)
+                done = scan_job([(job, MAX_LINE_BYTES)])[0]
                 if done is not None:
                     out.append(STATE_DECODER.decode(done[1]))
         return out
@@ -87,12 +97,15 @@ class Scanned:
 def scan_job(jobs: list[tuple[Job, int]]) -> list[Done]:
     """Worker entry point: resume each state to EOF; return it with its summary, encoded."""
     from tokenomy.sources._summary import SUMMARY_ENCODER, summarize
-    from tokenomy.sources.claude_code import STATE_DECODER, STATE_ENCODER, scan_file
+    from tokenomy.sources.claude_code import STATE_DECODER, STATE_ENCODER, new_state, scan_file
 
     out: list[Done] = []
-    for (_, blob, size, mtime), cap in jobs:
-        state = STATE_DECODER.decode(blob)
-        state.size, state.mtime_ns = size, mtime
+    for (path, blob, size, mtime, with_visible), cap in jobs:
+        if blob is None:
+            state = new_state(path, size, mtime, with_visible)
+        else:
+            state = STATE_DECODER.decode(blob)
+            state.size, state.mtime_ns = size, mtime
         try:
             state = scan_file(state, max_line_bytes=cap)
         except FileNotFoundError:
@@ -155,7 +168,7 @@ def _plan(
                 continue
         if row is not None:
             stats.full_rescans += 1
-        todo.append(((path, _fresh(path, size, mtime, with_requests), size, mtime), size))
+        todo.append((Job(path, None, size, mtime, with_requests), size))
     if not grown:
         return done, todo
     from tokenomy.sources.claude_code import STATE_DECODER
@@ -169,9 +182,10 @@ def _plan(
             state = None  # a damaged row: read the file again from the start
         if blob is None or state is None or not _head_matches(path, state):
             stats.full_rescans += 1
-            blob = _fresh(path, size, mtime, with_requests)
-            state = None
-        todo.append(((path, blob, size, mtime), size - (state.offset if state is not None else 0)))
+            blob = state = None
+        todo.append(
+            (Job(path, blob, size, mtime, with_requests), size - (state.offset if state is not None else 0))
+        )
     return done, todo
 
 
@@ -181,12 +195,6 @@ def _decoded(blob: bytes) -> FileSummary | None:
         return SUMMARY_DECODER.decode(blob)
     except msgspec.DecodeError:
         return None
-
-
-def _fresh(path: str, size: int, mtime: int, with_requests: bool) -> bytes:
-    from tokenomy.sources.claude_code import STATE_ENCODER, new_state
-
-    return STATE_ENCODER.encode(new_state(path, size, mtime, with_requests))
 
 
 def _can_fork() -> bool:
@@ -256,7 +264,7 @@ class _Sink:
 
     def add(self, results: Iterable[tuple[Job, Done]]) -> None:
         rows: list[tuple[str, int, int, int, int, bool, bytes, bytes]] = []
-        for (path, _, size, mtime), res in results:
+        for (path, _, size, mtime, _), res in results:
             if res is None:
                 continue
             offset, state, summary = res
