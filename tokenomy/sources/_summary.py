@@ -111,7 +111,7 @@ def summarize(st: FileState) -> FileSummary:
     aggs: dict[tuple[bool, str, str, str | None, bool, int | None], Agg] = {}
     blake2b = hashlib.blake2b
     resps = st.resps
-    keys = b"".join([blake2b(r.key.encode(), digest_size=8).digest() for r in resps])
+    keys = b"".join([blake2b(r.ident().encode(), digest_size=8).digest() for r in resps])
     tiers = _TIERS
     for r in resps:
         prompt = r.input_tokens + r.cache_write_5m + r.cache_write_1h + r.cache_read

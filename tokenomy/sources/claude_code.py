@@ -121,7 +121,7 @@ _CONTENT_DECODER = msgspec.json.Decoder(str | list[_Part] | None)
 class Resp(msgspec.Struct, array_like=True):
     """One deduplicated API response of a file, as aggregated over its lines."""
 
-    key: str
+    line_key: str  # the key of a response with neither id (its line's position); else "": see ident()
     started_at: float | None
     model: str
     request_id: str | None
@@ -139,6 +139,11 @@ class Resp(msgspec.Struct, array_like=True):
     sidechain: bool
     compaction_before: bool
     visible: int  # legacy-tokenizer estimate of visible messages sent so far; -1 if not computed
+
+    def ident(self) -> str:
+        """The key the response is counted once by: its ids, or its line's position. Not stored
+        when the ids make it (most of a state's bytes would be the ids twice over)."""
+        return self.line_key or _ids_key(self.message_id, self.request_id)
 
 
 class FileState(msgspec.Struct):
@@ -246,7 +251,7 @@ def scan_file(state: FileState, *, max_line_bytes: int = MAX_LINE_BYTES) -> File
     """
     with_visible = state.with_visible
     decoder = _DECODER_CONTENT if with_visible else _DECODER
-    keys = {r.key: i for i, r in enumerate(state.resps)}
+    keys = {r.ident(): i for i, r in enumerate(state.resps)}
     stats = LineStats()
     st = state
     st.tail_skipped = 0
@@ -342,11 +347,15 @@ def _fold_lines(
                 st.synthetic += 1
             elif usage is not None:
                 pos.index = i
-                key = _key(msg.id, line.requestId, st.path, pos)
+                key = _ids_key(msg.id, line.requestId)
+                line_key = "" if key else f"line:{st.path}:{pos.resolve()}"
+                key = key or line_key
                 idx = keys.get(key)
                 if idx is None:
                     keys[key] = len(resps)
-                    resps.append(_new_resp(st, key, line, msg, usage, bool(line.isSidechain), with_visible))
+                    resps.append(
+                        _new_resp(st, line_key, line, msg, usage, bool(line.isSidechain), with_visible)
+                    )
                     st.pending_compact = False
                 else:
                     r = resps[idx]
@@ -393,16 +402,15 @@ def _fold_other(st: FileState, line: _Line, with_visible: bool) -> None:
         st.title = line.summary
 
 
-def _key(message_id: str | None, request_id: str | None, path: str, pos: _Pos) -> str:
+def _ids_key(message_id: str | None, request_id: str | None) -> str:
+    """A response's key from its ids ("" when it has neither)."""
     if message_id and request_id:
         return f"{message_id}:{request_id}"
-    if message_id or request_id:
-        return message_id or request_id or ""
-    return f"line:{path}:{pos.resolve()}"
+    return message_id or request_id or ""
 
 
 def _new_resp(
-    st: FileState, key: str, line: _Line, msg: _Message, u: _Usage, side: bool, with_visible: bool
+    st: FileState, line_key: str, line: _Line, msg: _Message, u: _Usage, side: bool, with_visible: bool
 ) -> Resp:
     total_write = u.cache_creation_input_tokens or 0
     split = u.cache_creation
@@ -423,7 +431,7 @@ def _new_resp(
     if with_visible:
         visible = st.running_visible_side if side else st.running_visible
     return Resp(
-        key=key,
+        line_key=line_key,
         started_at=started,
         model=msg.model or "",
         request_id=line.requestId,
@@ -481,10 +489,11 @@ def build_runs(states: Iterable[FileState], *, with_requests: bool) -> tuple[lis
     dupes = 0
     for i, st in enumerate(ordered):
         for r in st.resps:
-            prev = best.get(r.key)
+            key = r.ident()
+            prev = best.get(key)
             if prev is None:
-                best[r.key] = r
-                owner[r.key] = i
+                best[key] = r
+                owner[key] = i
             else:
                 dupes += 1
                 if r.output_tokens > prev.output_tokens:
@@ -499,7 +508,7 @@ def build_runs(states: Iterable[FileState], *, with_requests: bool) -> tuple[lis
         main: list[Turn] = []
         side: list[Turn] = []
         for r in st.resps:
-            if owner.get(r.key) != i:
+            if owner.get(r.ident()) != i:
                 continue
             turn = _turn(r, with_requests, kind == "compaction")
             if turn.quality is _LOWER:
