@@ -174,6 +174,27 @@ def test_index_without_visible_tokens_is_upgraded(workloads: Path, tmp_path: Pat
     assert again.runs[0].turns[0].usage == plain.runs[0].turns[0].usage
 
 
+def test_files_in_claude_codes_own_folders_are_not_sniffed(
+    workloads: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Claude Code's folders hold its transcripts: they are read as such without a sniff (given
+    or defaulted to); any other folder is sniffed file by file."""
+    import tokenomy.sources as sources
+
+    projects = tmp_path / "claude" / "projects"
+    shutil.copytree(workloads.joinpath(*SNIFFLY), projects / "p")
+    shutil.copytree(workloads.joinpath(*SNIFFLY), tmp_path / "elsewhere")
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp_path / "claude"))
+    sniffed: list[str] = []
+    real = sources._detect_file
+    monkeypatch.setattr(sources, "_detect_file", lambda p: sniffed.append(str(p)) or real(p))
+    for given in ([], [projects]):
+        res = load_runs(given, use_index=False)
+        assert sum(len(r.turns) for r in res.runs) == 90 and not sniffed
+    res = load_runs([tmp_path / "elsewhere"], use_index=False)
+    assert sum(len(r.turns) for r in res.runs) == 90 and len(sniffed) == 4
+
+
 def test_parallel_scan_matches_serial(
     workloads: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
