@@ -57,6 +57,34 @@ def test_more_workers_than_items_and_no_items() -> None:
     assert _no_children_left()
 
 
+def _echo(x: int) -> bytes:
+    return b"x" * 200
+
+
+def test_more_items_than_the_shared_pipe_holds() -> None:
+    """300,000 indices are 1.2 MB: more than the shared pipe takes at once, while every worker's
+    result pipe fills up too; the parent feeds the one as it drains the others."""
+    n = 300_000
+    got = dict(fork_map(_echo, range(n), 2))
+    assert len(got) == n and got[n - 1] == b"x" * 200
+    assert _no_children_left()
+
+
+class _Odd(Exception):
+    def __init__(self, a: int, b: int) -> None:
+        super().__init__(f"{a} and {b}")
+
+
+def _odd(x: int) -> int:
+    raise _Odd(x, 2)
+
+
+def test_an_exception_that_does_not_unpickle_still_says_what_it_was() -> None:
+    with pytest.raises(RuntimeError, match="_Odd: 0 and 2"):
+        list(fork_map(_odd, [0], 1))
+    assert _no_children_left()
+
+
 def _fail_on_seven(x: int) -> int:
     if x == 7:
         raise FileNotFoundError(2, "No such file or directory", f"/logs/{x}.jsonl")

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tokenomy.errors import InputError
-from tokenomy.sources import _scan, default_claude_dirs, detect, load_runs
+from tokenomy.sources import _scan, default_claude_dirs, detect, load_runs, load_summaries
 from tokenomy.sources._scan import ScanStats, scan_claude_code
 
 SNIFFLY = ("claude-code-sniffly", "sessions")
@@ -193,6 +193,33 @@ def test_files_in_claude_codes_own_folders_are_not_sniffed(
         assert sum(len(r.turns) for r in res.runs) == 90 and not sniffed
     res = load_runs([tmp_path / "elsewhere"], use_index=False)
     assert sum(len(r.turns) for r in res.runs) == 90 and len(sniffed) == 4
+
+
+def test_other_files_in_claude_codes_folders_are_still_told_apart(
+    workloads: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Read unsniffed, a file the scan finds nothing of Claude Code in is sniffed after all: a
+    request log goes to its reader, anything else gets the note or error a sniffed folder gives."""
+    projects = tmp_path / "claude" / "projects"
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp_path / "claude"))
+    (projects / "junk").mkdir(parents=True)
+    (projects / "junk" / "a.jsonl").write_text('{"name": "x", "value": 1}\n')
+    (projects / "junk" / "b.jsonl").write_text('{"name": "y", "value": 2}\n')
+    for given in ([], [projects]):
+        with pytest.raises(InputError, match="none of the 2 .jsonl files"):
+            load_runs(given, use_index=False)
+    shutil.rmtree(projects / "junk")
+    shutil.copytree(workloads.joinpath(*SNIFFLY), projects / "p")
+    log = workloads / "pydantic-ai-anthropic-cassettes" / "anthropic_api_pairs.jsonl"
+    shutil.copy(log, projects / "p" / "requests.jsonl")
+    (projects / "p" / "blob.jsonl").write_bytes(bytes(range(256)) * 8)
+    res = load_runs([], use_index=False)
+    assert res.sources["claude_code"] >= 1 and res.sources["request_log"] >= 1
+    assert sum(len(r.turns) for r in res.runs if r.source == "claude_code") == 90
+    assert res.skipped_lines == 0
+    assert any("1 .jsonl file(s) under" in n and "not a known log format" in n for n in res.notes)
+    summed = load_summaries([], use_index=False)
+    assert summed.skipped_lines == 0 and any("not a known log format" in n for n in summed.notes)
 
 
 def test_parallel_scan_matches_serial(

@@ -4,6 +4,7 @@ scan's results with the sift against the scan without it, on real transcripts.""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tokenomy.sources import _sift, claude_code, load_runs
+from tokenomy.sources import _sift, claude_code, load_runs, load_summaries
 from tokenomy.sources._sift import MAX_PREFIX, NATIVE, sift_py
 
 SAMPLES = ("claude-code-sniffly", "claude-code-spotter")
@@ -68,7 +69,7 @@ def _model_line(line: bytes, keep_content: bool) -> tuple[bytes | None, bool]:
     m = line.find(b'"type":"', 1, opener)
     if m >= 0:
         v = m + 8
-        glued = b"}{" in line
+        glued = re.search(rb"\}[ \t\r]*\{", line) is not None
         if line.startswith(b'progress"', v):
             return (line, False) if glued else (None, False)
         if not keep_content and line.startswith(b'user"', v):
@@ -150,11 +151,12 @@ def _line(draw: st.DrawFn) -> bytes:
     else:
         obj = {**meta, "type": kind, "summary": draw(_text)}
     text = _compact(obj).encode()
-    damage = draw(st.sampled_from(["none"] * 6 + ["cut", "glue", "space", "crlf", "lead", "nested"]))
+    damage = draw(st.sampled_from(["none"] * 6 + ["cut", "glue", "glue ", "space", "crlf", "lead", "nested"]))
     if damage == "cut":
         text = text[: draw(st.integers(1, max(1, len(text) - 1)))]
-    elif damage == "glue":
-        text += _compact({"type": "assistant", "message": {"content": [], "usage": {}}}).encode()
+    elif damage.startswith("glue"):
+        sep = draw(st.sampled_from([b" ", b"\t", b"\r", b" \t"])) if damage == "glue " else b""
+        text += sep + _compact({"type": "assistant", "message": {"content": [], "usage": {}}}).encode()
     elif damage == "space":
         text += b"  "
     elif damage == "crlf":
@@ -213,11 +215,18 @@ def test_the_native_sift_is_built() -> None:
 
 
 def _runs(paths: list[Path]) -> list[Any]:
-    res = load_runs(paths, use_index=False)
-    return [(r.run_id, r.kind, r.parent_id, r.project, r.title, dict(r.meta), r.turns) for r in res.runs] + [
-        res.skipped_lines,
-        res.notes,
+    """What a scan yields, both ways: every request's view (user content kept: only progress lines
+    sifted) and the report's (user lines cut, assistant content skimmed), runs and sums."""
+    out: list[Any] = []
+    for with_requests in (True, False):
+        res = load_runs(paths, use_index=False, with_requests=with_requests)
+        out += [(r.run_id, r.kind, r.parent_id, r.project, r.title, dict(r.meta), r.turns) for r in res.runs]
+        out += [res.skipped_lines, res.notes]
+    summed = load_summaries(paths, use_index=False)
+    out += [
+        (x.run.run_id, x.run.project, x.run.title, dict(x.run.meta), x.coarse, x.aggs) for x in summed.sums
     ]
+    return out + [summed.skipped_lines, summed.notes]
 
 
 @pytest.mark.parametrize("sample", SAMPLES)

@@ -33,7 +33,7 @@ from tokenomy.sources._lines import MAX_LINE_BYTES, read_head
 
 if TYPE_CHECKING:
     from tokenomy.sources._index import ScanIndex
-    from tokenomy.sources._summary import RunSums
+    from tokenomy.sources._summary import FileSummary, RunSums
 
 __all__ = [
     "SOURCES",
@@ -173,14 +173,17 @@ def _collect(
     source: str,
     known: Mapping[str, tuple[int, int]] | None = None,
     stat_of: dict[str, tuple[int, int]] | None = None,
+    unsniffed: dict[str, tuple[str, int]] | None = None,
 ) -> tuple[dict[str, list[str]], list[str], int]:
     """Files (absolute paths) by source; notes about files left out; how many files were considered.
 
     ``known`` maps Claude Code files the index holds to their ``(size, mtime_ns)``: a file found
-    unchanged is not sniffed again. Every ``.jsonl`` under Claude Code's own folders
-    (``default_claude_dirs``, given or defaulted to) is taken as its transcript unsniffed, as
-    ccusage does: sniffing 2,440 files is a twentieth of a cold report. ``stat_of`` (filled here)
-    keeps the stats taken for the scan.
+    unchanged is not sniffed again. Every ``.jsonl`` under one of Claude Code's own folders
+    (``default_claude_dirs``, defaulted to or given as a root) is taken as its transcript unsniffed:
+    sniffing 2,440 files is a twentieth of a cold report. ``unsniffed`` (filled here) maps each such
+    file to its root and the root's number of files, so that ``_settle_unsniffed`` can sniff, after
+    the scan, the few in which the scan found nothing of Claude Code. ``stat_of`` (filled here) keeps
+    the stats taken for the scan.
     """
     if source != "auto" and source not in SOURCES:
         raise InputError(f"unknown source {source!r}; use one of: auto, {', '.join(SOURCES)}")
@@ -217,6 +220,8 @@ def _collect(
                 seen.add(key)
                 considered += 1
                 kind = fixed or _kind_of(key, known, stat_of)
+                if fixed and source == "auto" and unsniffed is not None:
+                    unsniffed[key] = (str(root), len(files))
                 if kind is None:
                     if os.path.getsize(key):
                         unknown += 1
@@ -319,11 +324,13 @@ def load_runs(
                 max_line_bytes=max_line_bytes,
                 progress=progress,
             )
-            states = scanned.state_of([s.path for s in scanned.summaries])
+            out = rd.settle_unsniffed(scanned.summaries)
+            summaries = [s for s in scanned.summaries if s.path not in out]
+            states = scanned.state_of([s.path for s in summaries])
             cc_runs, counters = build_runs(states, with_requests=with_requests)
             runs.extend(cc_runs)
-            skipped += sum(s.skipped for s in scanned.summaries)
-            readable = any(s.lines > 0 for s in scanned.summaries)
+            skipped += sum(s.skipped for s in summaries)
+            readable = any(s.lines > 0 for s in summaries)
             rd.notes.extend(_claude_notes(counters))
         more, more_skipped, more_readable = _load_others(
             rd.by_source, rd.notes, max_line_bytes, trajectory_model, with_requests
@@ -398,7 +405,10 @@ def load_summaries(
                 if rd.index is not None:
                     rd.index.save_shared(scanned.signature, shared)
             counters = {"duplicates": 0, "lower_bound": 0, "responses": 0, "synthetic": 0}
+            out = rd.settle_unsniffed(scanned.summaries)
             for summ in scanned.summaries:
+                if summ.path in out:
+                    continue
                 skipped += summ.skipped
                 readable = readable or summ.lines > 0
                 if summ.path in shared:
@@ -447,8 +457,9 @@ class _Reading:
             self.stored = self.index.load_meta() if self.index is not None else {}
             known = {p: (r.size, r.mtime_ns) for p, r in self.stored.items()}
             self.stat_of: dict[str, tuple[int, int]] = {}
+            self.unsniffed: dict[str, tuple[str, int]] = {}
             self.by_source, self.notes, self.considered = _collect(
-                self.paths, self.source, known, self.stat_of
+                self.paths, self.source, known, self.stat_of, self.unsniffed
             )
         except BaseException:
             self.__exit__()
@@ -461,6 +472,35 @@ class _Reading:
             self.index = None
         if self.gc_was_enabled:
             gc.enable()
+
+    def settle_unsniffed(self, summaries: Sequence[FileSummary]) -> set[str]:
+        """The files taken unsniffed from Claude Code's folders in which the scan found nothing of
+        Claude Code (no response, session, title): sniffed after all, so a request log or trajectory
+        left there goes to its own reader and anything else is left out with the note (or, when it
+        is every file of its folder, the error) a sniffed folder gets. Returns the paths to leave
+        out of Claude Code's."""
+        out: set[str] = set()
+        unknown: dict[str, int] = {}
+        for summ in summaries:
+            where = self.unsniffed.get(summ.path)
+            if where is None or summ.responses or summ.session_id or summ.title or summ.synthetic:
+                continue
+            kind = _detect_file(summ.path)
+            if kind == "claude_code":
+                continue
+            out.add(summ.path)
+            if kind is not None:
+                self.by_source[kind].append(summ.path)
+            elif os.path.getsize(summ.path):
+                unknown[where[0]] = unknown.get(where[0], 0) + 1
+        for root, n in unknown.items():
+            total = next(t for r, t in self.unsniffed.values() if r == root)
+            if n == total:
+                raise InputError(_unrecognised_dir(Path(root), total))
+            self.notes.append(
+                f"{n} .jsonl file(s) under {root} were not a known log format and were left out"
+            )
+        return out
 
 
 def _load_others(

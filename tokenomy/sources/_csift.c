@@ -1,12 +1,13 @@
-/* The sift of tokenomy/sources/_sift.py in C: same rule, same output, at memory speed.
+/* The line sift of tokenomy/sources/_sift.py in C, at memory speed.
  *
- * A Claude Code transcript is mostly lines a usage report never needs: "progress" lines (hook and
- * tool progress) and "user" lines (prompts and tool results, most of the bytes). Their top-level
- * "type" comes before any nested value, so it can be read off the line's first bytes without
- * parsing the rest. sift() drops progress lines and cuts user lines down to that prefix (which
- * still carries the session, cwd, version and branch), so the JSON decoder reads about a quarter
- * of the bytes. _sift.py holds the rule in words and the reference implementation; the tests
- * check that both give the same bytes.
+ * A Claude Code transcript is mostly bytes a usage report never reads: "progress" lines (hook and
+ * tool progress), "user" lines (prompts and tool results) and the content blocks of assistant
+ * messages. A line's top-level "type" comes before any nested value, so it can be read off the
+ * line's first bytes without parsing the rest. sift() drops progress lines, cuts user lines down
+ * to that prefix (which still carries the session, cwd, version and branch) and empties assistant
+ * messages' content arrays, so the JSON decoder reads about a sixth of the bytes. _sift.py holds
+ * the rule in words and the pure-Python fallback (all but the skim); the tests hold this code to
+ * a byte-at-a-time model of the rule (tests/sources/test_sources_sift.py).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -17,12 +18,15 @@ static const char TYPE_KEY[] = "\"type\":\"";
 #define TYPE_KEY_LEN 8
 #define MAX_PREFIX 4096 /* the type field must start within this many bytes of the line */
 
-/* Whether "}{" occurs in [s, end): two objects written back to back on one line. */
+/* Whether a '}' is followed, past blanks, by a '{' in [s, end): two objects written back to back
+ * on one line (the decoder reads both, so such a line is kept whole). */
 static int glued(const char *s, const char *end) {
     while (end - s >= 2) {
         const char *q = memchr(s, '}', (size_t)(end - s - 1));
         if (q == NULL) return 0;
-        if (q[1] == '{') return 1;
+        const char *r = q + 1;
+        while (r < end && (*r == ' ' || *r == '\t' || *r == '\r')) r++;
+        if (r < end && *r == '{') return 1;
         s = q + 1;
     }
     return 0;
@@ -150,18 +154,16 @@ static enum action classify(const char *line, const char *eol, int keep_content,
 }
 
 static PyObject *sift(PyObject *self, PyObject *args) {
-    Py_buffer view;
+    PyObject *block;
     int keep_content = 0;
-    if (!PyArg_ParseTuple(args, "y*p", &view, &keep_content)) return NULL;
-    const char *src = view.buf;
-    Py_ssize_t n = view.len;
+    /* bytes only: immutable, so nothing can change them while the GIL is released below */
+    if (!PyArg_ParseTuple(args, "Sp", &block, &keep_content)) return NULL;
+    const char *src = PyBytes_AS_STRING(block);
+    Py_ssize_t n = PyBytes_GET_SIZE(block);
     /* a CUT line shrinks by at least one byte, but "}\n" may add one to an unterminated last line;
      * a SKIM line only shrinks */
     PyObject *out = PyBytes_FromStringAndSize(NULL, n + 1);
-    if (out == NULL) {
-        PyBuffer_Release(&view);
-        return NULL;
-    }
+    if (out == NULL) return NULL;
     char *dst = PyBytes_AS_STRING(out);
     char *w = dst;
     Py_ssize_t dropped = 0;
@@ -197,7 +199,6 @@ static PyObject *sift(PyObject *self, PyObject *args) {
     memcpy(w, keep_from, (size_t)(end - keep_from));
     w += end - keep_from;
     Py_END_ALLOW_THREADS
-    PyBuffer_Release(&view);
     if (_PyBytes_Resize(&out, w - dst) < 0) return NULL;
     return Py_BuildValue("(Nn)", out, dropped);
 }

@@ -18,25 +18,35 @@ A line's top-level ``type`` is read off its first bytes without parsing: in vali
 ``"type":"`` are always a key (a quote inside a string is escaped), and it is a top-level key when
 no ``{`` or ``[`` comes before it. A line is only dropped or cut when it starts with ``{``, ends
 with ``}`` (a write cut short is kept, so the decoder counts it as corrupt), its type key starts
-within ``MAX_PREFIX`` bytes, and it holds no ``}{`` (two objects written back to back: both are
-read). Anything else is kept, so the sift never loses a line the decoder would have read; a
-dropped line is checked for that shape only, not decoded.
+within ``MAX_PREFIX`` bytes, and it holds no ``}{`` (two objects written back to back, maybe with
+blanks between: the decoder reads both). Anything else is kept, so the sift never loses a valid
+line the decoder would have read.
+
+The cut relies on Claude Code writing a user line's session, agent, cwd, version and branch before
+its ``type`` (every version in the samples does); a field written after it is not read.
+
+What the sift changes in the counts: a dropped or cut line is checked for its shape only, so a
+progress or user line damaged inside but still ending in ``}`` is no longer counted as corrupt
+(it held no usage either way), and the C skim reads the usage of an assistant line whose content
+blocks are damaged, which the decoder would have refused whole.
 
 ``_csift`` is the rule in C (built by ``make install`` where a compiler is at hand). It also skims
 the content blocks, which needs a string-aware walk to the array's closing bracket: cheap in C,
-too slow in Python. ``sift_py`` is the rest of the rule, as the reference the tests hold the C code
-to and as the fallback without a compiler; both give the same decoded lines, since the decoder
-does not read ``content`` either (a line whose blocks are damaged but whose usage is intact is
-read by the C path and counted as corrupt by the fallback).
+too slow in Python. ``sift_py`` is the rest of the rule, the fallback without a compiler; both give
+the same decoded lines for valid JSON, since the decoder does not read ``content`` either. The
+tests hold the C code to a byte-at-a-time model of the whole rule and both sifts to the unsifted
+scan's results on the real samples.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 MAX_PREFIX = 4096  # the type key must start within this many bytes of the line's start
 _TYPE_KEY = b'"type":"'
 _TRAILING = b" \t\r"
+_GLUED = re.compile(rb"\}[ \t\r]*\{")
 
 
 def sift_py(block: bytes, keep_content: bool) -> tuple[bytes, int]:
@@ -84,10 +94,15 @@ def _classify(block: bytes, line: int, eol: int, keep_content: bool) -> int | No
         return None
     v = m + len(_TYPE_KEY)
     if block.startswith(b'progress"', v) and v + 9 <= eol:
-        return None if block.find(b"}{", line, eol) >= 0 else -1
+        return None if _glued(block, line, eol) else -1
     if not keep_content and block.startswith(b'user"', v) and v + 5 <= eol:
-        return None if block.find(b"}{", line, eol) >= 0 else v + 5
+        return None if _glued(block, line, eol) else v + 5
     return None
+
+
+def _glued(block: bytes, line: int, eol: int) -> bool:
+    """Whether a ``}`` is followed, past blanks, by a ``{``: two objects on one line."""
+    return _GLUED.search(block, line, eol) is not None
 
 
 def _native() -> Callable[[bytes, bool], tuple[bytes, int]] | None:

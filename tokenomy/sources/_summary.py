@@ -112,11 +112,10 @@ def summarize(st: FileState) -> FileSummary:
     blake2b = hashlib.blake2b
     resps = st.resps
     keys = b"".join([blake2b(r.ident().encode(), digest_size=8).digest() for r in resps])
-    tiers = _TIERS
     for r in resps:
         prompt = r.input_tokens + r.cache_write_5m + r.cache_write_1h + r.cache_read
         at = r.started_at
-        tier = r.service_tier if r.service_tier in tiers else "standard"  # as service_tier()
+        tier = service_tier(r)
         k = (
             r.sidechain and session_file,
             r.model,
@@ -129,7 +128,7 @@ def summarize(st: FileState) -> FileSummary:
         if a is None:
             a = aggs[k] = Agg(*k)
         a.n += 1
-        if not (r.final or r.output_tokens > r.first_output):  # as is_exact()
+        if not is_exact(r):
             a.lower += 1
         if prompt + r.output_tokens == 0 and not r.web_search:
             a.zero += 1

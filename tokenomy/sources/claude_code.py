@@ -241,10 +241,10 @@ def new_state(path: str, size: int, mtime_ns: int, with_visible: bool) -> FileSt
 def scan_file(state: FileState, *, max_line_bytes: int = MAX_LINE_BYTES) -> FileState:
     """Read ``state.path`` from ``state.offset`` to EOF and fold every line into ``state``.
 
-    Lines are sifted (``_sift``: progress lines dropped, user lines cut to their prefix unless
-    their content is wanted) and decoded a block at a time (``decode_lines``: one C call per few
-    megabytes); a block holding a line that does not decode is decoded again line by line, whole,
-    so each bad line is counted and skipped on its own. A line is taken whole or not at all (one holding two objects
+    Lines are sifted (``_sift``: progress lines dropped; unless their content is wanted, user
+    lines cut to their prefix and assistant content blocks left out) and decoded a block at a
+    time (``decode_lines``: one C call per few megabytes); a block holding a line that does not
+    decode is decoded again line by line, whole, so each bad line is counted and skipped on its own. A line is taken whole or not at all (one holding two objects
     back to back, two writes that lost their newline, yields both). A complete JSON object on an
     unterminated last line is taken; an unterminated line that does not decode is counted as
     skipped for now and not consumed, so a re-run re-reads it once the writer has finished it.
