@@ -352,6 +352,19 @@ def main() -> None:
     print(
         f"ccusage {cc_version} (native binary) vs tokenomy report, best of {args.repeat}; load average {load:.1f}"
     )
+    sift = subprocess.run(
+        [
+            str(VENV_BIN / "python"),
+            "-c",
+            "from tokenomy.sources._sift import NATIVE; print(NATIVE is not None)",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    print(
+        f"tokenomy's line sift: {'C (tokenomy/sources/_csift.c)' if sift == 'True' else 'pure Python (no compiler)'}"
+    )
     print()
     head = f"{'run':<16}{'wall s':>9}{'cpu s':>8}{'vs ccusage':>12}{'max RSS MB':>12}{'tree RSS MB':>13}"
     print(head)
