@@ -1,5 +1,5 @@
 """python -m tokenomy"""
 
-from tokenomy.cli import run
+from tokenomy.console import run
 
 run()

@@ -63,6 +63,10 @@ class Stack:
         self.emulator: Any = None
 
     def rows(self) -> list[RequestRow]:
+        """The ledger's rows once the gateway's writer thread has written every queued one (it
+        writes in the background: a test reading straight after a response can race it)."""
+        if self.app is not None:
+            assert self.app.writer.flush()
         return read_rows(self.db)
 
 

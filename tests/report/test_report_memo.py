@@ -152,3 +152,138 @@ def test_a_memo_row_stored_as_text_means_computing_not_a_traceback(tree: Path, t
     with sqlite3.connect(db) as conn:
         conn.execute("UPDATE report_memo SET output = CAST(output AS TEXT)")
     assert _run(str(tree), "--db", str(db)) == first
+
+
+# --- the console script's quick path (tokenomy.console) -----------------------------------------
+
+
+class _Exited(Exception):
+    def __init__(self, code: int) -> None:
+        self.code = code
+
+
+def _console(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str) -> str:
+    """Runs the console script in this process (``os._exit`` raised instead); its stdout."""
+    import os
+    import sys
+
+    from tokenomy import console
+
+    def exit_(code: int) -> None:
+        raise _Exited(code)
+
+    monkeypatch.setattr(os, "_exit", exit_)
+    monkeypatch.setattr(sys, "argv", ["tokenomy", *args])
+    capsys.readouterr()
+    with pytest.raises(_Exited) as e:
+        console.run()
+    assert e.value.code == 0
+    return capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["report", "p", "--json"], (("p",), "session", "auto", None)),
+        (["report", "--json", "a", "b", "--by", "day"], (("a", "b"), "day", "auto", None)),
+        (
+            ["report", "p", "--json", "--by=model", "--source=claude-code", "--db", "x.db"],
+            (("p",), "model", "claude-code", "x.db"),
+        ),
+        (["report", "--json"], ((), "session", "auto", None)),
+    ],
+)
+def test_quick_path_reads_plain_report_json_command_lines(
+    argv: list[str], expected: tuple[object, ...]
+) -> None:
+    from tokenomy.console import quick_report_args
+
+    args = quick_report_args(argv)
+    assert args is not None
+    assert (args["paths"], args["by"], args["source"], args["db"]) == expected
+    assert (args["since"], args["until"], args["run_id"]) == (None, None, None)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],
+        ["report", "p"],  # tables
+        ["--debug", "report", "p", "--json"],
+        ["report", "p", "--json", "--json"],
+        ["report", "p", "--json", "--since", "2025-01-01"],
+        ["report", "p", "--json", "--run", "abc"],
+        ["report", "p", "--json", "--html", "x.html"],
+        ["report", "p", "--json", "--no-index"],
+        ["report", "p", "--json", "--by", "day", "--by", "model"],
+        ["report", "p", "--json", "--by"],
+        ["report", "p", "--json", "--by", "--source", "auto"],
+        ["report", "p", "--json", "--db="],
+        ["report", "--json", "--db", "ledger.db"],  # the gateway's ledger: never memoised
+        ["report", "-", "--json"],
+        ["report", "--", "p", "--json"],
+        ["report", "p", "--json", "-h"],
+        ["doctor", "p", "--json"],
+    ],
+)
+def test_quick_path_leaves_every_other_command_line_to_click(argv: list[str]) -> None:
+    from tokenomy.console import quick_report_args
+
+    assert quick_report_args(argv) is None
+
+
+def test_report_defaults_are_the_commands_own() -> None:
+    """The quick path keys a report as the command does only if both use the same defaults."""
+    from tokenomy.report.memo import REPORT_DEFAULTS
+
+    defaults = {p.name: p.default for p in cli_report.report.params}
+    assert {k: defaults[k] for k in REPORT_DEFAULTS} == REPORT_DEFAULTS
+
+
+def test_console_serves_the_memo_and_a_miss_walks_the_tree_once(
+    tree: Path,
+    tmp_path: Path,
+    computes: list[int],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import tokenomy.report.memo as memo_mod
+
+    walks: list[int] = []
+    real = memo_mod.tree_fingerprint
+
+    def counted(roots: Any) -> bytes | None:
+        walks.append(1)
+        return real(roots)
+
+    monkeypatch.setattr(memo_mod, "tree_fingerprint", counted)
+    db = str(tmp_path / "ledger.db")
+    first = _console(monkeypatch, capsys, "report", str(tree), "--json", "--db", db)
+    assert (len(computes), len(walks)) == (1, 1)  # the miss went on with the entry it opened
+    assert not memo_mod._PENDING
+    again = _console(monkeypatch, capsys, "report", "--db", db, str(tree), "--json")
+    assert (len(computes), len(walks)) == (1, 2)  # served before the command line was parsed
+    assert again == first
+    by_day = _console(monkeypatch, capsys, "report", str(tree), "--json", "--db", db, "--by=day")
+    assert len(computes) == 2  # its own entry
+    assert json.loads(by_day) == _json(str(tree), "--db", db, "--by", "day")  # which click serves
+    assert len(computes) == 2
+    assert json.loads(first) == _json(str(tree), "--no-index")
+
+
+def test_console_leaves_mistakes_to_click(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    missing = str(tmp_path / "nowhere")
+    r = subprocess.run(
+        [sys.executable, "-m", "tokenomy", "report", missing, "--json"], capture_output=True, text=True
+    )
+    assert r.returncode != 0 and r.stdout == ""
+    assert len(r.stderr.strip().splitlines()) == 1 and "nowhere" in r.stderr
+    r = subprocess.run(
+        [sys.executable, "-m", "tokenomy", "report", str(tmp_path), "--json", "--by", "hour"],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 2 and "hour" in r.stderr and "Traceback" not in r.stderr

@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def run() -> None:
-    """The console script and ``python -m tokenomy``: ``main()``, then, when a read-only command
+    """What the console script (``tokenomy.console``) runs: ``main()``, then, when a read-only command
     succeeded, leave without the interpreter's teardown (``main`` itself returns, for tests)."""
     _invoked[0] = None
     main()

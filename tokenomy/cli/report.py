@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from tokenomy.errors import UserError
+from tokenomy.report.memo import REPORT_DEFAULTS
 
 if TYPE_CHECKING:
     from tokenomy.report.memo import ReportMemo
@@ -134,7 +135,7 @@ def _load(
     "--by",
     "by",
     type=click.Choice(["session", "day", "week", "month", "model", "project"]),
-    default="session",
+    default=REPORT_DEFAULTS["by"],
     show_default=True,
     help="Group rows by this.",
 )
@@ -145,7 +146,7 @@ def _load(
 @click.option(
     "--source",
     type=click.Choice(SOURCES),
-    default="auto",
+    default=REPORT_DEFAULTS["source"],
     show_default=True,
     help="Log format of the PATHs (auto detects it).",
 )
@@ -226,21 +227,11 @@ def _open_memo(o: _Options) -> ReportMemo | None:
     only; ``None`` when there is nothing to trust."""
     if not o.as_json or o.html_file is not None or o.no_index:
         return None
-    from tokenomy.files import default_claude_dirs
-    from tokenomy.report.memo import ReportMemo
+    from tokenomy.report.memo import report_memo
 
-    roots = list(o.paths) or [str(d) for d in default_claude_dirs() if d.is_dir()]
-    if not roots:
-        return None
-    options = {
-        "typed": o.paths,  # notes name a folder as it was typed
-        "by": o.by,
-        "since": o.since,
-        "until": o.until,
-        "run": o.run_id,
-        "source": o.source,
-    }
-    return ReportMemo.open(roots, options, o.db)
+    return report_memo(
+        o.paths, by=o.by, since=o.since, until=o.until, run_id=o.run_id, source=o.source, db=o.db
+    )
 
 
 def _compute(o: _Options, memo: ReportMemo | None) -> None:

@@ -22,13 +22,18 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-from tokenomy.files import walk_jsonl
+from tokenomy.files import default_claude_dirs, walk_jsonl
 from tokenomy.ledger import Migration, connect, migrate
 
-__all__ = ["ReportMemo", "memo_key", "tree_fingerprint"]
+__all__ = ["REPORT_DEFAULTS", "ReportMemo", "memo_key", "report_memo", "tree_fingerprint"]
 
 KEEP = 32  # memoised reports kept (one per set of options and paths); older ones are dropped
 _PACKAGE = Path(__file__).resolve().parent.parent
+
+# The defaults of ``tokenomy report``'s options that are in a memo key: the click options take
+# them from here, and so does the console script's quick path (``tokenomy.console``), which
+# must key a report exactly as the command does.
+REPORT_DEFAULTS: dict[str, str] = {"by": "session", "source": "auto"}
 
 
 def _m001_report_memo(conn: sqlite3.Connection) -> None:
@@ -107,6 +112,48 @@ def tree_fingerprint(roots: Sequence[str | Path]) -> bytes | None:
     return h.digest()
 
 
+def report_memo(
+    paths: Sequence[str],
+    *,
+    by: str,
+    since: object,
+    until: object,
+    run_id: str | None,
+    source: str,
+    db: str | None,
+) -> ReportMemo | None:
+    """The memo entry of ``tokenomy report PATH... --json`` with these options (the Claude Code
+    folders of this machine when no PATH is given); ``None`` when there is nothing to trust.
+
+    An entry put aside with ``defer`` is what the next call with the same arguments returns:
+    the console script asks the memo before click is imported, and on a miss the command goes on
+    with the same entry instead of walking the tree a second time.
+    """
+    typed = tuple(paths)
+    handover = (typed, by, since, until, run_id, source, db)
+    pending = _PENDING.pop(handover, None)
+    if pending is not None:
+        return pending
+    roots = list(typed) or [str(d) for d in default_claude_dirs() if d.is_dir()]
+    if not roots:
+        return None
+    options = {
+        "typed": typed,  # notes name a folder as it was typed
+        "by": by,
+        "since": since,
+        "until": until,
+        "run": run_id,
+        "source": source,
+    }
+    memo = ReportMemo.open(roots, options, db)
+    if memo is not None:
+        memo.handover = handover
+    return memo
+
+
+_PENDING: dict[tuple[object, ...], ReportMemo] = {}  # entries that missed, for the command to go on with
+
+
 class ReportMemo:
     """One report's memo entry (its key and the tree's fingerprint) in the ledger. Every failure
     to use it only means the report is computed: ``get`` answers ``None``, ``put`` does nothing."""
@@ -116,6 +163,7 @@ class ReportMemo:
         self.conn = connect(db, timeout=2.0)
         migrate(self.conn, MIGRATIONS)
         self.key, self.fingerprint = key, fingerprint
+        self.handover: tuple[object, ...] | None = None  # report_memo's arguments, when it opened this
 
     @classmethod
     def open(
@@ -144,6 +192,11 @@ class ReportMemo:
             return out if isinstance(out, str) else bytes(out).decode("utf-8")
         except Exception:  # a damaged or foreign row
             return None
+
+    def defer(self) -> None:
+        """Keep this entry, still open, for the next ``report_memo`` call with its arguments."""
+        if self.handover is not None:
+            _PENDING[self.handover] = self
 
     def put(self, output: str) -> None:
         try:
