@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+import tokenomy.cli._reporting as reporting
 import tokenomy.cli.report as cli_report
 from tokenomy.cli import cli
 from tokenomy.report.memo import KEEP, ReportMemo, memo_key, tree_fingerprint
@@ -34,13 +35,13 @@ def tree(workloads: Path, tmp_path: Path) -> Path:
 def computes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Counts the reports actually computed (not served from the memo)."""
     calls: list[int] = []
-    real = cli_report._compute
+    real = reporting._compute
 
     def counted(*args: Any, **kwargs: Any) -> None:
         calls.append(1)
         real(*args, **kwargs)
 
-    monkeypatch.setattr(cli_report, "_compute", counted)
+    monkeypatch.setattr(reporting, "_compute", counted)
     return calls
 
 
@@ -232,9 +233,16 @@ def test_quick_path_leaves_every_other_command_line_to_click(argv: list[str]) ->
     assert quick_report_args(argv) is None
 
 
+def test_report_sources_are_the_readers_own() -> None:
+    from tokenomy import sources
+    from tokenomy.cli._reporting import SOURCES
+
+    assert SOURCES == ("auto", *sources.SOURCES)
+
+
 def test_report_defaults_are_the_commands_own() -> None:
     """The quick path keys a report as the command does only if both use the same defaults."""
-    from tokenomy.report.memo import REPORT_DEFAULTS
+    from tokenomy.report.options import REPORT_DEFAULTS
 
     defaults = {p.name: p.default for p in cli_report.report.params}
     assert {k: defaults[k] for k in REPORT_DEFAULTS} == REPORT_DEFAULTS
@@ -252,9 +260,9 @@ def test_console_serves_the_memo_and_a_miss_walks_the_tree_once(
     walks: list[int] = []
     real = memo_mod.tree_fingerprint
 
-    def counted(roots: Any) -> bytes | None:
+    def counted(roots: Any, *args: Any) -> bytes | None:
         walks.append(1)
-        return real(roots)
+        return real(roots, *args)
 
     monkeypatch.setattr(memo_mod, "tree_fingerprint", counted)
     db = str(tmp_path / "ledger.db")
@@ -287,3 +295,57 @@ def test_console_leaves_mistakes_to_click(tmp_path: Path) -> None:
         text=True,
     )
     assert r.returncode == 2 and "hour" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_console_computes_a_plain_report_once_and_without_click(
+    tree: Path,
+    tmp_path: Path,
+    computes: list[int],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import tokenomy.report.memo as memo_mod
+
+    walks: list[int] = []
+    real = memo_mod.tree_fingerprint
+
+    def counted(roots: Any, *args: Any) -> bytes | None:
+        walks.append(1)
+        return real(roots, *args)
+
+    monkeypatch.setattr(memo_mod, "tree_fingerprint", counted)
+    import tokenomy.sources as sources
+
+    rewalks: list[str] = []
+    real_walk = sources.walk_jsonl
+    monkeypatch.setattr(sources, "walk_jsonl", lambda root: rewalks.append(str(root)) or real_walk(root))
+    monkeypatch.setenv("TOKENOMY_HOME", str(tmp_path / "home"))
+    first = _console(monkeypatch, capsys, "report", str(tree), "--json")
+    assert (len(computes), len(walks)) == (1, 1)  # computed here, on the entry the miss opened
+    assert rewalks == []  # and on the walk its fingerprint made
+    assert not memo_mod._PENDING
+    assert _console(monkeypatch, capsys, "report", str(tree), "--json") == first
+    assert (len(computes), len(walks)) == (1, 2)  # served from the memo
+    assert json.loads(first) == _json(str(tree), "--no-index")
+
+
+def test_a_plain_report_never_imports_click(tree: Path, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, TOKENOMY_HOME=str(tmp_path / "home"))
+    outs = []
+    for _ in range(2):  # computed, then served from the memo
+        r = subprocess.run(
+            [sys.executable, "-X", "importtime", "-m", "tokenomy", "report", str(tree), "--json"],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
+        assert r.returncode == 0, r.stderr[-2000:]
+        imported = {line.rsplit("|", 1)[-1].strip() for line in r.stderr.splitlines() if "|" in line}
+        assert "tokenomy.sources" in imported or outs  # the first run read the tree
+        assert "click" not in imported
+        outs.append(json.loads(r.stdout))
+    assert outs[0] == outs[1] == _json(str(tree), "--no-index")

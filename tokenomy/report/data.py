@@ -13,11 +13,13 @@ import datetime as dt
 import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, get_args
+from typing import Any
 
 from tokenomy.model import Exactness, Run, Turn, Usage
 from tokenomy.pricing import Cost, cost, model_info
 from tokenomy.sources._summary import LONG_CONTEXT_SPLIT, Agg, RunSums
+
+from .options import GROUPINGS, GroupBy
 
 __all__ = [
     "GROUPINGS",
@@ -40,8 +42,6 @@ __all__ = [
     "turn_figures",
 ]
 
-GroupBy = Literal["session", "day", "week", "month", "model", "project"]
-GROUPINGS: tuple[GroupBy, ...] = get_args(GroupBy)
 
 # The four token classes the report speaks of, in the order bars and tables show them.
 TOKEN_CLASSES = ("input", "cache_write", "cache_read", "output")

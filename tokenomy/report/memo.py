@@ -22,18 +22,15 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-from tokenomy.files import default_claude_dirs, walk_jsonl
+from tokenomy.files import Listing, default_claude_dirs, walk_jsonl
 from tokenomy.ledger import Migration, connect, migrate
+
+from .options import REPORT_DEFAULTS
 
 __all__ = ["REPORT_DEFAULTS", "ReportMemo", "memo_key", "report_memo", "tree_fingerprint"]
 
 KEEP = 32  # memoised reports kept (one per set of options and paths); older ones are dropped
 _PACKAGE = Path(__file__).resolve().parent.parent
-
-# The defaults of ``tokenomy report``'s options that are in a memo key: the click options take
-# them from here, and so does the console script's quick path (``tokenomy.console``), which
-# must key a report exactly as the command does.
-REPORT_DEFAULTS: dict[str, str] = {"by": "session", "source": "auto"}
 
 
 def _m001_report_memo(conn: sqlite3.Connection) -> None:
@@ -83,21 +80,25 @@ def memo_key(options: Iterable[tuple[str, object]]) -> bytes:
     return hashlib.blake2b(raw, digest_size=16).digest()
 
 
-def tree_fingerprint(roots: Sequence[str | Path]) -> bytes | None:
+def tree_fingerprint(roots: Sequence[str | Path], listing: Listing | None = None) -> bytes | None:
     """Path, size, mtime, ctime and inode of every ``.jsonl`` under the folders (and of each
     file) given: a file rewritten in place at the same size with its mtime put back (``cp -p``,
     ``rsync -a``) still gets a new ctime.
 
     ``None`` when a root is missing, is not a folder or a ``.jsonl`` file (a ledger database
     changes under a running gateway without its own mtime moving), or a file vanishes midway:
-    then there is nothing to trust and the report is computed.
+    then there is nothing to trust and the report is computed. ``listing``, when given, is
+    filled with the folders walked and the files stated (see ``tokenomy.files.Listing``).
     """
     h = hashlib.blake2b(digest_size=16)
+    stats = listing.stats if listing is not None else {}
     for root in roots:
         path = os.path.abspath(os.path.expanduser(root))
         try:
             if os.path.isdir(path):
                 files = walk_jsonl(path)
+                if listing is not None:
+                    listing.folders[path] = files
             elif path.endswith(".jsonl") and os.path.isfile(path):
                 files = [path]
             else:
@@ -105,6 +106,7 @@ def tree_fingerprint(roots: Sequence[str | Path]) -> bytes | None:
             h.update(f"root\t{path}\n".encode("utf-8", "surrogateescape"))
             for f in files:
                 st = os.stat(f)
+                stats[f] = (st.st_size, st.st_mtime_ns)
                 line = f"{f}\t{st.st_size}\t{st.st_mtime_ns}\t{st.st_ctime_ns}\t{st.st_ino}\n"
                 h.update(line.encode("utf-8", "surrogateescape"))
         except OSError:
@@ -164,6 +166,7 @@ class ReportMemo:
         migrate(self.conn, MIGRATIONS)
         self.key, self.fingerprint = key, fingerprint
         self.handover: tuple[object, ...] | None = None  # report_memo's arguments, when it opened this
+        self.listing: Listing | None = None  # the walk the fingerprint was taken from: a miss scans it
 
     @classmethod
     def open(
@@ -171,14 +174,17 @@ class ReportMemo:
     ) -> ReportMemo | None:
         """The entry of a report over ``roots`` with ``options``; ``None`` when the tree cannot be
         trusted (see ``tree_fingerprint``) or the ledger cannot be opened."""
-        fingerprint = tree_fingerprint(roots)
+        listing = Listing()
+        fingerprint = tree_fingerprint(roots, listing)
         if fingerprint is None:
             return None
         roots_abs = tuple(os.path.abspath(os.path.expanduser(r)) for r in roots)
         try:
-            return cls(db, memo_key([*options.items(), ("roots", roots_abs)]), fingerprint)
+            memo = cls(db, memo_key([*options.items(), ("roots", roots_abs)]), fingerprint)
         except Exception:
             return None
+        memo.listing = listing
+        return memo
 
     def get(self) -> str | None:
         try:

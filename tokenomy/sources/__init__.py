@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from tokenomy.errors import InputError
-from tokenomy.files import default_claude_dirs, walk_jsonl
+from tokenomy.files import Listing, default_claude_dirs, walk_jsonl
 from tokenomy.model import Run
 from tokenomy.sources._lines import MAX_LINE_BYTES, read_head
 
@@ -174,6 +174,7 @@ def _collect(
     known: Mapping[str, tuple[int, int]] | None = None,
     stat_of: dict[str, tuple[int, int]] | None = None,
     unsniffed: dict[str, tuple[str, int]] | None = None,
+    listing: Listing | None = None,
 ) -> tuple[dict[str, list[str]], list[str], int]:
     """Files (absolute paths) by source; notes about files left out; how many files were considered.
 
@@ -183,7 +184,7 @@ def _collect(
     sniffing 2,440 files is a twentieth of a cold report. ``unsniffed`` (filled here) maps each such
     file to its root and the root's number of files, so that ``_settle_unsniffed`` can sniff, after
     the scan, the few in which the scan found nothing of Claude Code. ``stat_of`` (filled here) keeps
-    the stats taken for the scan.
+    the stats taken for the scan. ``listing``'s folders are taken as listed, not walked again.
     """
     if source != "auto" and source not in SOURCES:
         raise InputError(f"unknown source {source!r}; use one of: auto, {', '.join(SOURCES)}")
@@ -205,7 +206,8 @@ def _collect(
                 f"path not found: {root}; check the spelling, or omit it to read ~/.claude/projects"
             )
         if root.is_dir():
-            files = walk_jsonl(root)
+            walked = listing.folders.get(os.path.abspath(root)) if listing is not None else None
+            files = walked if walked is not None else walk_jsonl(root)
             if not files:
                 raise InputError(
                     f"no .jsonl files under {root}; point at a Claude Code projects folder or a log file"
@@ -252,11 +254,13 @@ def _kind_of(
     """A file's source: an unchanged file the index holds is a Claude Code transcript (no need to
     sniff it); any other is sniffed."""
     if known is not None and stat_of is not None:
-        try:
-            st = os.stat(path)
-        except OSError as e:
-            raise InputError(f"cannot read {path}: {e.strerror}; check its permissions") from e
-        size_mtime = stat_of[path] = (st.st_size, st.st_mtime_ns)
+        size_mtime = stat_of.get(path)  # stated already by a walk handed over (a Listing)
+        if size_mtime is None:
+            try:
+                st = os.stat(path)
+            except OSError as e:
+                raise InputError(f"cannot read {path}: {e.strerror}; check its permissions") from e
+            size_mtime = stat_of[path] = (st.st_size, st.st_mtime_ns)
         if known.get(path) == size_mtime:
             return "claude_code"
     return _detect_file(path)
@@ -371,6 +375,7 @@ def load_summaries(
     use_index: bool = True,
     max_line_bytes: int = MAX_LINE_BYTES,
     trajectory_model: str = DEFAULT_TRAJECTORY_MODEL,
+    listing: Listing | None = None,
 ) -> SummaryResult:
     """Like ``load_runs``, for reports that only add up: Claude Code runs come as sums, no turns.
 
@@ -378,11 +383,13 @@ def load_summaries(
     A file that shares a response with another file (a resumed session) is read from its full
     state instead and comes back in ``runs``, so each response still counts once, with its
     largest ``output_tokens``. No time window here: ``report.data.build_report`` applies one.
+    ``listing`` is a walk of (some of) the paths already made (``tokenomy.files.Listing``): its
+    folders are not walked, nor its files stated, again.
     """
     from tokenomy.sources._scan import scan
     from tokenomy.sources._summary import run_sums, shared_keys
 
-    with _Reading(paths, source, index_db, use_index) as rd:
+    with _Reading(paths, source, index_db, use_index, listing) as rd:
         sums: list[RunSums] = []
         runs: list[Run] = []
         skipped = 0
@@ -442,9 +449,15 @@ class _Reading:
     building ~100k small frozen objects would make it rescan them all, again and again."""
 
     def __init__(
-        self, paths: Sequence[str | Path], source: str, index_db: Path | str | None, use_index: bool
+        self,
+        paths: Sequence[str | Path],
+        source: str,
+        index_db: Path | str | None,
+        use_index: bool,
+        listing: Listing | None = None,
     ) -> None:
         self.paths, self.source, self.index_db, self.use_index = paths, source, index_db, use_index
+        self.listing = listing
         self.index: ScanIndex | None = None
         self.gc_was_enabled = gc.isenabled()
 
@@ -456,10 +469,10 @@ class _Reading:
             self.index = ScanIndex(self.index_db) if self.use_index else None
             self.stored = self.index.load_meta() if self.index is not None else {}
             known = {p: (r.size, r.mtime_ns) for p, r in self.stored.items()}
-            self.stat_of: dict[str, tuple[int, int]] = {}
+            self.stat_of: dict[str, tuple[int, int]] = dict(self.listing.stats) if self.listing else {}
             self.unsniffed: dict[str, tuple[str, int]] = {}
             self.by_source, self.notes, self.considered = _collect(
-                self.paths, self.source, known, self.stat_of, self.unsniffed
+                self.paths, self.source, known, self.stat_of, self.unsniffed, self.listing
             )
         except BaseException:
             self.__exit__()

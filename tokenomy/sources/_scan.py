@@ -107,11 +107,13 @@ def scan_job(jobs: list[tuple[Job, int]]) -> list[Done]:
             state = STATE_DECODER.decode(blob)
             state.size, state.mtime_ns = size, mtime
         try:
-            state = scan_file(state, max_line_bytes=cap)
+            state, idents = scan_file(state, max_line_bytes=cap)
         except FileNotFoundError:
             out.append(None)  # deleted while we were scanning: nothing to count
             continue
-        out.append((state.offset, STATE_ENCODER.encode(state), SUMMARY_ENCODER.encode(summarize(state))))
+        out.append(
+            (state.offset, STATE_ENCODER.encode(state), SUMMARY_ENCODER.encode(summarize(state, idents)))
+        )
     return out
 
 

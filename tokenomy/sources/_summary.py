@@ -104,22 +104,28 @@ _AGGS_ENCODER = msgspec.msgpack.Encoder()
 _AGGS_DECODER = msgspec.msgpack.Decoder(list[Agg])
 
 
-def summarize(st: FileState) -> FileSummary:
-    """Fold a scanned file's responses into sums (cost: one dictionary update per response)."""
+def summarize(st: FileState, idents: Iterable[str] | None = None) -> FileSummary:
+    """Fold a scanned file's responses into sums (cost: one dictionary update per response).
+
+    ``idents`` are the responses' ``ident()`` in order, when the scan has them at hand (its key
+    dictionary): they are hashed into ``keys`` without being made again."""
     ident = run_identity(st.path, st.session_id, st.cwd)
     session_file = ident.kind == "session"
     aggs: dict[tuple[bool, str, str, str | None, bool, int | None], Agg] = {}
     blake2b = hashlib.blake2b
     resps = st.resps
-    keys = b"".join([blake2b(r.ident().encode(), digest_size=8).digest() for r in resps])
+    if idents is None:
+        idents = [r.ident() for r in resps]
+    keys = b"".join([blake2b(k.encode(), digest_size=8).digest() for k in idents])
+    tiers = _TIERS
     for r in resps:
         prompt = r.input_tokens + r.cache_write_5m + r.cache_write_1h + r.cache_read
         at = r.started_at
-        tier = service_tier(r)
+        tier = r.service_tier
         k = (
             r.sidechain and session_file,
             r.model,
-            tier,
+            tier if tier in tiers else "standard",  # service_tier(r), inlined
             r.inference_geo,
             prompt > LONG_CONTEXT_SPLIT,
             int(at // SLOT_S) if at is not None else None,
@@ -128,15 +134,16 @@ def summarize(st: FileState) -> FileSummary:
         if a is None:
             a = aggs[k] = Agg(*k)
         a.n += 1
-        if not is_exact(r):
+        out = r.output_tokens
+        if not (r.final or out > r.first_output):  # is_exact(r), inlined
             a.lower += 1
-        if prompt + r.output_tokens == 0 and not r.web_search:
+        if prompt + out == 0 and not r.web_search:
             a.zero += 1
         a.input_tokens += r.input_tokens
         a.cache_write_5m += r.cache_write_5m
         a.cache_write_1h += r.cache_write_1h
         a.cache_read += r.cache_read
-        a.output_tokens += r.output_tokens
+        a.output_tokens += out
         a.web_search += r.web_search
         if at is not None:
             first = a.first_at

@@ -238,8 +238,9 @@ def new_state(path: str, size: int, mtime_ns: int, with_visible: bool) -> FileSt
     )
 
 
-def scan_file(state: FileState, *, max_line_bytes: int = MAX_LINE_BYTES) -> FileState:
-    """Read ``state.path`` from ``state.offset`` to EOF and fold every line into ``state``.
+def scan_file(state: FileState, *, max_line_bytes: int = MAX_LINE_BYTES) -> tuple[FileState, list[str]]:
+    """Read ``state.path`` from ``state.offset`` to EOF and fold every line into ``state``; return
+    it with its responses' ``ident()`` in order (the fold's keys: ``summarize`` hashes them).
 
     Lines are sifted (``_sift``: progress lines dropped; unless their content is wanted, user
     lines cut to their prefix and assistant content blocks left out) and decoded a block at a
@@ -287,7 +288,10 @@ def scan_file(state: FileState, *, max_line_bytes: int = MAX_LINE_BYTES) -> File
     if st.head_len == 0 or len(head) > st.head_len:
         st.head_len = len(head)
         st.head_hash = hashlib.blake2b(head, digest_size=16).digest()
-    return st
+    idents = list(keys)
+    if len(idents) != len(st.resps):  # never, as the fold keys each response once; but cheap to keep honest
+        idents = [r.ident() for r in st.resps]
+    return st, idents
 
 
 class _Pos:
@@ -336,6 +340,7 @@ def _fold_lines(
     """
     _fold_meta(st, lines)
     resps = st.resps
+    get = keys.get
     for i, line in enumerate(lines):
         kind = line.type
         if kind == "assistant":
@@ -346,11 +351,14 @@ def _fold_lines(
             if msg.model == "<synthetic>":
                 st.synthetic += 1
             elif usage is not None:
-                pos.index = i
-                key = _ids_key(msg.id, line.requestId)
-                line_key = "" if key else f"line:{st.path}:{pos.resolve()}"
-                key = key or line_key
-                idx = keys.get(key)
+                # _ids_key, inlined: this runs once per assistant line
+                mid, rid = msg.id, line.requestId
+                key = f"{mid}:{rid}" if mid and rid else (mid or rid or "")
+                line_key = ""
+                if not key:
+                    pos.index = i
+                    key = line_key = f"line:{st.path}:{pos.resolve()}"
+                idx = get(key)
                 if idx is None:
                     keys[key] = len(resps)
                     resps.append(
@@ -359,14 +367,17 @@ def _fold_lines(
                     st.pending_compact = False
                 else:
                     r = resps[idx]
-                    out = usage.output_tokens or 0
-                    if out > r.output_tokens:
+                    out = usage.output_tokens
+                    if out is not None and out > r.output_tokens:
                         r.output_tokens = out
                     if msg.stop_reason is not None:
                         r.final = True
             if with_visible and not line.isVisibleInTranscriptOnly:
                 _add_visible(st, line, bool(line.isSidechain))
-        elif kind == "system" or kind == "summary" or (kind == "user" and with_visible):
+        elif kind == "user":
+            if with_visible:
+                _fold_other(st, line, with_visible)
+        elif kind == "system" or kind == "summary":
             _fold_other(st, line, with_visible)
 
 
@@ -430,25 +441,26 @@ def _new_resp(
     visible = -1
     if with_visible:
         visible = st.running_visible_side if side else st.running_visible
-    return Resp(
-        line_key=line_key,
-        started_at=started,
-        model=msg.model or "",
-        request_id=line.requestId,
-        message_id=msg.id,
-        input_tokens=u.input_tokens or 0,
-        cache_write_5m=w5,
-        cache_write_1h=w1,
-        cache_read=u.cache_read_input_tokens or 0,
-        output_tokens=out,
-        first_output=out,
-        service_tier=u.service_tier,
-        inference_geo=u.inference_geo,
-        web_search=(u.server_tool_use.web_search_requests or 0) if u.server_tool_use else 0,
-        final=msg.stop_reason is not None,
-        sidechain=side,
-        compaction_before=st.pending_compact,
-        visible=visible,
+    sto = u.server_tool_use
+    return Resp(  # positional, in field order: this runs once per response
+        line_key,
+        started,
+        msg.model or "",
+        line.requestId,
+        msg.id,
+        u.input_tokens or 0,
+        w5,
+        w1,
+        u.cache_read_input_tokens or 0,
+        out,
+        out,
+        u.service_tier,
+        u.inference_geo,
+        (sto.web_search_requests or 0) if sto is not None else 0,
+        msg.stop_reason is not None,
+        side,
+        st.pending_compact,
+        visible,
     )
 
 
