@@ -133,12 +133,10 @@ def run() -> None:
             os._exit(1)
         os._exit(0)  # a read-only command: nothing left to tear down (see tokenomy.cli.app.run)
     if kwargs is not None and _direct(kwargs):
-        try:
-            sys.stdout.flush()
-            sys.stderr.flush()
-        except OSError:  # a closed pipe: let the usual exit deal with it
-            return
-        os._exit(0)
+        from tokenomy.cli._exits import leave
+
+        leave()
+        return
     from tokenomy.cli import run as cli_run
 
     cli_run()

@@ -248,23 +248,32 @@ def test_report_defaults_are_the_commands_own() -> None:
     assert {k: defaults[k] for k in REPORT_DEFAULTS} == REPORT_DEFAULTS
 
 
+@pytest.fixture
+def walks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the memo's walks of the tree (its fingerprints)."""
+    import tokenomy.report.memo as memo_mod
+
+    calls: list[int] = []
+    real = memo_mod.tree_fingerprint
+
+    def counted(roots: Any, *args: Any) -> bytes | None:
+        calls.append(1)
+        return real(roots, *args)
+
+    monkeypatch.setattr(memo_mod, "tree_fingerprint", counted)
+    return calls
+
+
 def test_console_serves_the_memo_and_a_miss_walks_the_tree_once(
     tree: Path,
     tmp_path: Path,
     computes: list[int],
+    walks: list[int],
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     import tokenomy.report.memo as memo_mod
 
-    walks: list[int] = []
-    real = memo_mod.tree_fingerprint
-
-    def counted(roots: Any, *args: Any) -> bytes | None:
-        walks.append(1)
-        return real(roots, *args)
-
-    monkeypatch.setattr(memo_mod, "tree_fingerprint", counted)
     db = str(tmp_path / "ledger.db")
     first = _console(monkeypatch, capsys, "report", str(tree), "--json", "--db", db)
     assert (len(computes), len(walks)) == (1, 1)  # the miss went on with the entry it opened
@@ -301,19 +310,11 @@ def test_console_computes_a_plain_report_once_and_without_click(
     tree: Path,
     tmp_path: Path,
     computes: list[int],
+    walks: list[int],
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     import tokenomy.report.memo as memo_mod
-
-    walks: list[int] = []
-    real = memo_mod.tree_fingerprint
-
-    def counted(roots: Any, *args: Any) -> bytes | None:
-        walks.append(1)
-        return real(roots, *args)
-
-    monkeypatch.setattr(memo_mod, "tree_fingerprint", counted)
     import tokenomy.sources as sources
 
     rewalks: list[str] = []

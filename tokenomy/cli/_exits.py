@@ -1,18 +1,20 @@
-"""How a command ends when the user's input is wrong: one line on stderr and an exit status.
+"""How a command ends: on the user's mistake one line on stderr and an exit status; after a
+read-only command, without the interpreter's teardown.
 
-``tokenomy.cli.app.main`` and the console script's fast path (``tokenomy.console``) both end
-through ``user_exits``, so a mistake reads the same whichever ran it, and never as a traceback.
+``tokenomy.cli.app`` and the console script's fast path (``tokenomy.console``) both end through
+``user_exits`` and ``leave``, so a mistake reads the same whichever ran it, never as a traceback.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from tokenomy.errors import UserError
 
-__all__ = ["user_exits"]
+__all__ = ["leave", "user_exits"]
 
 
 @contextmanager
@@ -31,3 +33,15 @@ def user_exits(debug: bool = False) -> Iterator[None]:
     except KeyboardInterrupt:
         print("Interrupted.", file=sys.stderr)
         sys.exit(130)
+
+
+def leave() -> None:
+    """End a read-only command that has printed its output: flush and exit 0 without the
+    interpreter's teardown (about 20 ms of freeing memory and unloading modules, with nothing
+    left to write or close). A closed pipe returns instead, for the usual exit to deal with."""
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except OSError:
+        return
+    os._exit(0)

@@ -7,12 +7,11 @@ user's mistake never prints a traceback. ``--debug`` shows the traceback anyway.
 from __future__ import annotations
 
 import importlib
-import os
 import sys
 
 import click
 
-from tokenomy.cli._exits import user_exits
+from tokenomy.cli._exits import leave, user_exits
 
 # (module, attribute) of every command; each module defines one click command or group.
 COMMANDS: list[tuple[str, str]] = [
@@ -79,9 +78,4 @@ def run() -> None:
     _invoked[0] = None
     main()
     if _invoked[0] in _READ_ONLY:
-        try:
-            sys.stdout.flush()
-            sys.stderr.flush()
-        except OSError:  # a closed pipe: let the usual exit deal with it
-            return
-        os._exit(0)
+        leave()
